@@ -1,0 +1,29 @@
+"""Process-wide event counters, for tests and for ``gint.counters()``."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+NAMES = ("graphs_compiled", "programs_built", "kernel_builds", "launches", "fallback_nodes")
+
+_counts: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def bump(name: str, amount: int = 1) -> None:
+    if name not in NAMES:
+        raise KeyError(f"unknown counter {name!r}")
+    with _lock:
+        _counts[name] += amount
+
+
+def snapshot() -> dict[str, int]:
+    """A copy of every counter, zeros included."""
+    with _lock:
+        return {name: _counts[name] for name in NAMES}
+
+
+def reset() -> None:
+    with _lock:
+        _counts.clear()

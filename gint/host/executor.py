@@ -1,0 +1,188 @@
+"""Running programs over tensors.
+
+``run(program, tensors)`` validates the tensors (device, dtype, shape, strides,
+overlap) with clear errors, plans their layout, and launches the interpreter on
+PyTorch's current CUDA stream without synchronizing. With Numba's CUDA simulator
+enabled (no GPU), it runs CPU tensors through the simulated kernel instead.
+
+``Executable`` is the part that is computed once per program: the verified,
+encoded bytecode and, per device and tensor layout, the uploaded tensor table.
+The conductor calls ``Executable.launch`` directly with precomputed layouts, so
+nothing on that path depends on the graph.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import torch
+
+from gint import abi, counters, isa
+from gint.host import layout as layouts
+from gint.host.program import Program, encode
+from gint.host.verifier import verify
+from gint.kernel.target import SIMULATOR
+
+SIM_BLOCK = 32  # the simulator runs each thread as a Python thread: keep launches small
+SIM_MAX_GRID = 2
+
+
+class ExecutionError(ValueError):
+    """Tensors that a program cannot run on, with the reason."""
+
+
+class Executable:
+    """A verified program with its encoding, ready to launch on any layout."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.depths = verify(program)
+        self.words = encode(program, self.depths)
+        self.stored = program.stored_slots
+        self._code: dict[torch.device, torch.Tensor] = {}
+        self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
+        self._lock = threading.Lock()
+        counters.bump("programs_built")
+
+    def plan(self, tensors: Sequence[torch.Tensor]) -> layouts.TensorLayout:
+        return layouts.plan(
+            [t.shape for t in tensors],
+            [t.stride() for t in tensors],
+            [t.dtype for t in tensors],
+            stored=self.stored,
+            keep_row=self.program.uses_offsets,
+        )
+
+    def code_on(self, device: torch.device) -> torch.Tensor:
+        code = self._code.get(device)
+        if code is None:
+            with self._lock:
+                code = self._code.get(device)
+                if code is None:
+                    code = self._code[device] = _upload(self.words, torch.int32, device)
+        return code
+
+    def table_on(self, device: torch.device, layout: layouts.TensorLayout) -> torch.Tensor:
+        key = (device, layout)
+        table = self._tables.get(key)
+        if table is None:
+            with self._lock:
+                table = self._tables.get(key)
+                if table is None:
+                    table = self._tables[key] = _upload(layout.words(), torch.int64, device)
+        return table
+
+    def launch(self, layout: layouts.TensorLayout, tensors: Sequence[torch.Tensor]) -> None:
+        """Run over ``tensors`` laid out as ``layout`` (from ``plan``); no validation."""
+        if layout.numel == 0:
+            return
+        device = tensors[0].device
+        bases = [t.data_ptr() for t in tensors] + [0] * (isa.MAX_SLOTS - len(tensors))
+        code, table = self.code_on(device), self.table_on(device, layout)
+        if SIMULATOR:
+            _launch_simulated(code, table, bases, layout)
+            return
+        from gint.host.launcher import BLOCK, current_stream, launcher_for
+
+        launcher = launcher_for(device.index)
+        grid = launcher.grid_for(layout.tiles(BLOCK))
+        launcher.launch(grid, code, table, bases, current_stream(device.index))
+
+
+def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    host = torch.tensor(words, dtype=dtype)
+    if device.type == "cpu":
+        return host
+    # pinned + non_blocking: queued on the current stream, the host does not wait
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout) -> None:
+    from gint.kernel.interpreter import simulator_kernel
+
+    grid = max(1, min(layout.tiles(SIM_BLOCK), SIM_MAX_GRID))
+    simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
+    counters.bump("launches")
+
+
+_executables: dict[Program, Executable] = {}
+_executables_lock = threading.Lock()
+
+
+def prepare(program: Program) -> Executable:
+    """The (cached) executable of ``program``; raises ``VerificationError`` if invalid."""
+    executable = _executables.get(program)
+    if executable is None:
+        executable = Executable(program)
+        with _executables_lock:
+            executable = _executables.setdefault(program, executable)
+    return executable
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _span(t: torch.Tensor) -> tuple[int, int]:
+    """Byte range [start, end) that ``t`` can touch."""
+    if t.numel() == 0:
+        return t.data_ptr(), t.data_ptr()
+    last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size()
+
+
+def check_tensors(program: Program, tensors: Sequence) -> None:
+    """Raise ``ExecutionError`` unless ``tensors`` can be the slots of ``program``."""
+    if len(tensors) != program.n_slots:
+        names = ", ".join(program.slot_names)
+        raise ExecutionError(f"program takes {program.n_slots} tensor(s) ({names}), got {len(tensors)}")
+    for slot, t in enumerate(tensors):
+        name = program.slot_names[slot]
+        if not isinstance(t, torch.Tensor):
+            raise ExecutionError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in abi.DTYPE_CODE:
+            supported = ", ".join(str(d).removeprefix("torch.") for d in abi.DTYPE_CODE)
+            raise ExecutionError(f"{name}: dtype {t.dtype} is not supported (supported: {supported})")
+        if t.device != tensors[0].device:
+            raise ExecutionError(f"{name} is on {t.device} but {program.slot_names[0]} is on {tensors[0].device}")
+    device = tensors[0].device if tensors else torch.device("cpu")
+    if SIMULATOR and device.type != "cpu":
+        raise ExecutionError(
+            f"tensors are on {device}, but Numba's CUDA simulator is enabled (NUMBA_ENABLE_CUDASIM=1): "
+            "the simulated kernel runs CPU tensors"
+        )
+    if not SIMULATOR and device.type != "cuda":
+        raise ExecutionError(
+            f"tensors are on {device}; gint runs CUDA tensors (CPU tensors run only under Numba's "
+            "CUDA simulator: set NUMBA_ENABLE_CUDASIM=1 before numba is imported)"
+        )
+    for slot in sorted(program.stored_slots):
+        out = tensors[slot]
+        start, end = _span(out)
+        for other_slot, other in enumerate(tensors):
+            if other_slot == slot:
+                continue
+            same_view = (
+                other_slot not in program.offset_slots
+                and other.data_ptr() == out.data_ptr()
+                and other.shape == out.shape
+                and other.stride() == out.stride()
+                and other.dtype == out.dtype
+            )
+            o_start, o_end = _span(other)
+            if not same_view and o_start < end and start < o_end:
+                raise ExecutionError(
+                    f"{program.slot_names[slot]} is written but overlaps {program.slot_names[other_slot]} "
+                    "in memory (only an identical view, read without element offsets, may be updated in place)"
+                )
+
+
+def run(program: Program, tensors: Sequence[torch.Tensor]) -> None:
+    """Run ``program`` over ``tensors`` (slot order), writing its stored slots in place."""
+    executable = prepare(program)
+    check_tensors(program, tensors)
+    try:
+        layout = executable.plan(tensors)
+    except layouts.LayoutError as error:
+        raise ExecutionError(str(error)) from None
+    executable.launch(layout, list(tensors))

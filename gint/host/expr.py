@@ -1,0 +1,83 @@
+"""Element-wise expression DAGs: what the frontend traces and the conductor lowers
+FX graphs into, before stack scheduling turns them into instructions.
+
+A ``Node`` is an instruction of ``gint.isa`` that pushes one value, with its
+operand nodes. Nodes are immutable and compare structurally, so building the same
+expression twice yields equal nodes: common subexpressions merge for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gint import isa
+
+# Instructions that can be an expression node: they push exactly one value and
+# either compute it from popped operands or produce it from memory / an immediate.
+VALUE_OPS = frozenset(
+    ins.name for ins in isa.TABLE if ins.pushes == 1 and (ins.expr is not None or ins.name in ("LOAD", "CONST"))
+)
+COMMUTATIVE = frozenset({"ADD", "MUL", "MIN", "MAX", "EQ", "NE"})
+
+
+@dataclass(frozen=True, eq=True)
+class Node:
+    op: str
+    args: tuple[Node, ...] = ()
+    operand: int = 0
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.op not in VALUE_OPS:
+            raise ValueError(f"{self.op} is not a value-producing instruction")
+        ins = isa.BY_NAME[self.op]
+        if len(self.args) != ins.pops:
+            raise ValueError(f"{self.op} takes {ins.pops} operand(s), got {len(self.args)}")
+        object.__setattr__(self, "_hash", hash((self.op, self.args, self.operand)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.args
+
+
+def load(slot: int, offset: int = 0) -> Node:
+    return Node("LOAD", (), isa.encode_slot(slot, offset))
+
+
+def const(value: float) -> Node:
+    return Node("CONST", (), isa.f32_bits(value))
+
+
+def apply(op: str, *args: Node) -> Node:
+    return Node(op, tuple(args))
+
+
+@dataclass(frozen=True)
+class Store:
+    """Write ``value`` to tensor ``slot`` at ``offset`` along the row."""
+
+    slot: int
+    value: Node
+    offset: int = 0
+
+
+def postorder(roots) -> list[Node]:
+    """Every node reachable from ``roots``, operands before users, each once."""
+    seen: set[Node] = set()
+    order: list[Node] = []
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node in seen:
+                continue
+            if expanded:
+                seen.add(node)
+                order.append(node)
+            else:
+                stack.append((node, True))
+                stack.extend((arg, False) for arg in reversed(node.args) if arg not in seen)
+    return order

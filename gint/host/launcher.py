@@ -1,0 +1,161 @@
+"""Launching the interpreter on a GPU without Numba's per-call argument handling.
+
+Numba's dispatcher costs 60-270 us per launch with array arguments (it typechecks
+and marshals every argument on every call). The interpreter has one fixed
+signature, so its parameters are packed by hand into a persistent buffer and the
+kernel is launched with one ``cuLaunchKernel`` call through ctypes on PyTorch's
+current stream. The module is loaded from the disk-cached PTX
+(``gint.kernel.interpreter.ptx``); the driver caches its own PTX->SASS JIT.
+
+Parameter layout (22 x 8 bytes): each ``int{32,64}[::1]`` array argument is Numba's
+array struct flattened (meminfo, parent, nitems, itemsize, data, shape[0],
+strides[0]), then the ``MAX_SLOTS`` base addresses. ``tests/test_kernel_build.py``
+checks that layout against Numba's data model and the PTX entry.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from functools import lru_cache
+
+import torch
+
+from gint import counters
+from gint.isa import MAX_SLOTS
+from gint.kernel import interpreter
+
+BLOCK = 256  # threads per block on the GPU
+ARRAY_FIELDS = ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides")
+N_PARAMS = 2 * len(ARRAY_FIELDS) + MAX_SLOTS
+_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16
+
+_c_int, _c_size, _vp = ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p
+
+
+class CudaError(RuntimeError):
+    """A CUDA driver call failed."""
+
+
+class _Driver:
+    """The few libcuda entry points gint needs, with checked return codes."""
+
+    def __init__(self):
+        try:
+            self.lib = ctypes.CDLL("libcuda.so.1")
+        except OSError as error:
+            raise CudaError(f"cannot load the CUDA driver (libcuda.so.1): {error}") from None
+        signatures = {
+            "cuInit": [ctypes.c_uint],
+            "cuDeviceGet": [ctypes.POINTER(_c_int), _c_int],
+            "cuDeviceGetAttribute": [ctypes.POINTER(_c_int), _c_int, _c_int],
+            "cuDevicePrimaryCtxRetain": [ctypes.POINTER(_vp), _c_int],
+            "cuCtxGetCurrent": [ctypes.POINTER(_vp)],
+            "cuCtxSetCurrent": [_vp],
+            "cuModuleLoadData": [ctypes.POINTER(_vp), ctypes.c_char_p],
+            "cuModuleGetFunction": [ctypes.POINTER(_vp), _vp, ctypes.c_char_p],
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor": [ctypes.POINTER(_c_int), _vp, _c_int, _c_size],
+            "cuLaunchKernel": [_vp] + [ctypes.c_uint] * 7 + [_vp, ctypes.POINTER(_vp), ctypes.POINTER(_vp)],
+            "cuGetErrorName": [_c_int, ctypes.POINTER(ctypes.c_char_p)],
+        }
+        for name, argtypes in signatures.items():
+            function = getattr(self.lib, name)
+            function.argtypes = argtypes
+            function.restype = _c_int
+        self.check(self.lib.cuInit(0), "cuInit")
+
+    def check(self, result: int, what: str) -> None:
+        if result != 0:
+            name = ctypes.c_char_p()
+            self.lib.cuGetErrorName(result, ctypes.byref(name))
+            raise CudaError(f"{what} failed: {(name.value or b'?').decode()} ({result})")
+
+
+@lru_cache(maxsize=1)
+def driver() -> _Driver:
+    return _Driver()
+
+
+class KernelLauncher:
+    """The interpreter loaded on one CUDA device, ready to launch."""
+
+    def __init__(self, device_index: int):
+        cu = driver()
+        self.cu, self.device_index = cu, device_index
+        torch.cuda.init()
+        cc = torch.cuda.get_device_capability(device_index)
+        text = interpreter.ptx(cc)
+        device = _c_int()
+        cu.check(cu.lib.cuDeviceGet(ctypes.byref(device), device_index), "cuDeviceGet")
+        self.context = _vp()
+        cu.check(cu.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), device), "cuDevicePrimaryCtxRetain")
+        self._make_current()
+        self.module, self.function = _vp(), _vp()
+        cu.check(cu.lib.cuModuleLoadData(ctypes.byref(self.module), text.encode() + b"\0"), "cuModuleLoadData")
+        name = interpreter.entry_name(text).encode()
+        cu.check(cu.lib.cuModuleGetFunction(ctypes.byref(self.function), self.module, name), "cuModuleGetFunction")
+        per_sm, sms = _c_int(), _c_int()
+        cu.check(
+            cu.lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(per_sm), self.function, BLOCK, 0),
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+        )
+        cu.check(
+            cu.lib.cuDeviceGetAttribute(ctypes.byref(sms), _CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+            "cuDeviceGetAttribute",
+        )
+        self.blocks_per_sm, self.sm_count = per_sm.value, sms.value
+        self.max_grid = max(1, per_sm.value * sms.value)
+        self._params = (ctypes.c_uint64 * N_PARAMS)()
+        base = ctypes.addressof(self._params)
+        self._param_ptrs = (_vp * N_PARAMS)(*(base + 8 * i for i in range(N_PARAMS)))
+        self._lock = threading.Lock()
+
+    def _make_current(self) -> None:
+        current = _vp()
+        self.cu.check(self.cu.lib.cuCtxGetCurrent(ctypes.byref(current)), "cuCtxGetCurrent")
+        if current.value != self.context.value:
+            self.cu.check(self.cu.lib.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
+
+    def grid_for(self, tiles: int) -> int:
+        return max(1, min(tiles, self.max_grid))
+
+    def launch(self, grid: int, code: torch.Tensor, table: torch.Tensor, bases, stream: int) -> None:
+        """Launch on ``stream`` (a raw CUDA stream handle). Never synchronizes."""
+        n_code, n_table = code.numel(), table.numel()
+        with self._lock:
+            p = self._params
+            p[2] = p[5] = n_code
+            p[3] = p[6] = 4
+            p[4] = code.data_ptr()
+            p[9] = p[12] = n_table
+            p[10] = p[13] = 8
+            p[11] = table.data_ptr()
+            p[14:N_PARAMS] = bases
+            self._make_current()
+            result = self.cu.lib.cuLaunchKernel(
+                self.function, grid, 1, 1, BLOCK, 1, 1, 0, stream, self._param_ptrs, None
+            )
+        if result != 0:
+            self.cu.check(result, "cuLaunchKernel")
+        counters.bump("launches")
+
+
+_launchers: dict[int, KernelLauncher] = {}
+_launchers_lock = threading.Lock()
+
+
+def launcher_for(device_index: int) -> KernelLauncher:
+    """The launcher of ``device_index``, loading the kernel there on first use."""
+    launcher = _launchers.get(device_index)
+    if launcher is None:
+        with _launchers_lock:
+            launcher = _launchers.get(device_index)
+            if launcher is None:
+                launcher = _launchers[device_index] = KernelLauncher(device_index)
+    return launcher
+
+
+def current_stream(device_index: int) -> int:
+    """PyTorch's current stream on the device, as a raw handle (cheap: no Stream object)."""
+    return torch._C._cuda_getCurrentRawStream(device_index)
+

@@ -1,0 +1,65 @@
+"""A gint program as plain data, and its encoding for the kernel.
+
+A ``Program`` is a sequence of ``(opcode, operand)`` pairs plus the names of the
+tensor slots it expects. It says nothing about shapes: the same program runs over
+any tensors whose layout the tensor table describes. ``encode`` turns a verified
+program into the int32 words the kernel reads, with each opcode replaced by its
+depth-specialized dispatch key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gint import isa
+
+
+@dataclass(frozen=True)
+class Program:
+    """Instructions and slot names. Build one with ``gint.host.frontend``."""
+
+    code: tuple[tuple[int, int], ...]
+    slot_names: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "code", tuple((int(op), int(arg)) for op, arg in self.code))
+        object.__setattr__(self, "slot_names", tuple(self.slot_names))
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_names)
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+    def slots_with(self, name: str) -> set[int]:
+        """Slots that instruction ``name`` (LOAD or STORE) touches."""
+        opcode = isa.BY_NAME[name].opcode
+        return {isa.decode_slot(arg)[0] for op, arg in self.code if op == opcode}
+
+    @property
+    def stored_slots(self) -> set[int]:
+        return self.slots_with("STORE")
+
+    @property
+    def loaded_slots(self) -> set[int]:
+        return self.slots_with("LOAD")
+
+    @property
+    def offset_slots(self) -> set[int]:
+        """Slots loaded or stored at a neighbouring element of the row."""
+        memory = {isa.BY_NAME["LOAD"].opcode, isa.BY_NAME["STORE"].opcode}
+        return {isa.decode_slot(arg)[0] for op, arg in self.code if op in memory and isa.decode_slot(arg)[1] != 0}
+
+    @property
+    def uses_offsets(self) -> bool:
+        return bool(self.offset_slots)
+
+
+def encode(program: Program, depths: list[int]) -> list[int]:
+    """Kernel words for ``program``; ``depths[i]`` is the stack depth before instruction i
+    (the verifier's result). Two int32 words per instruction: dispatch key, operand."""
+    words: list[int] = []
+    for (opcode, operand), depth in zip(program.code, depths, strict=True):
+        words += [isa.dispatch_key(opcode, depth), operand]
+    return words

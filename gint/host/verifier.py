@@ -1,0 +1,126 @@
+"""Static checks that every program passes before it can reach the GPU.
+
+``verify`` walks the program once, tracking the stack depth. Programs have no
+branches, so that single walk covers every path; it also yields the depth before
+each instruction, which the encoder needs to pick depth-specialized kernel cases.
+A violation raises ``VerificationError`` naming the instruction index and the rule.
+
+Rules (``RULES`` maps each to its meaning):
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from gint import abi, isa
+from gint.host.program import Program
+
+MAX_INSTRUCTIONS = 1 << 16
+
+RULES: dict[str, str] = {
+    "empty": "a program has at least one instruction (HALT)",
+    "length": f"a program has at most {MAX_INSTRUCTIONS} instructions",
+    "opcode": "every opcode is in the instruction table",
+    "operand": "every operand is valid for its operand kind",
+    "slot": "every tensor slot is below the program's number of tensors",
+    "underflow": "no instruction reads more stack entries than there are",
+    "overflow": f"the stack never holds more than {isa.MAX_DEPTH} entries",
+    "halt": "the program ends with HALT, on an empty stack, and nothing follows it",
+    "slots": f"a program names at most {isa.MAX_SLOTS} tensor slots",
+    "aliasing": "a slot that is stored is only loaded and stored at offset 0 (else threads race)",
+    "table": "the tensor table gives one supported dtype per slot",
+}
+__doc__ += "".join(f"\n- ``{rule}``: {text}" for rule, text in RULES.items())
+
+
+class VerificationError(ValueError):
+    """A program broke a verifier rule at instruction ``index`` (None: the whole program)."""
+
+    def __init__(self, index: int | None, rule: str, detail: str):
+        self.index, self.rule, self.detail = index, rule, detail
+        where = "program" if index is None else f"instruction {index}"
+        super().__init__(f"{where}: rule '{rule}' ({RULES[rule]}): {detail}")
+
+
+def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots: int) -> None:
+    if not -(1 << 31) <= operand < (1 << 31):
+        raise VerificationError(index, "operand", f"{operand} does not fit in int32")
+    kind = ins.operand
+    if kind is isa.Operand.NONE and operand != 0:
+        raise VerificationError(index, "operand", f"{ins.name} takes no operand, got {operand}")
+    if kind is isa.Operand.SLOT:
+        slot, _ = isa.decode_slot(operand)
+        if slot >= n_slots:
+            raise VerificationError(index, "slot", f"{ins.name} slot {slot} with {n_slots} tensor(s)")
+    if kind is isa.Operand.DEPTH:
+        # PICK reads the entry n below the top; POKE writes n below the top after its pop.
+        reach = depth - ins.pops
+        if operand < 0:
+            raise VerificationError(index, "operand", f"{ins.name} position {operand} is negative")
+        if operand >= reach:
+            raise VerificationError(
+                index, "underflow", f"{ins.name} {operand} reaches below a stack of {reach} entr(ies)"
+            )
+
+
+def _check_aliasing(program: Program) -> None:
+    stored = program.stored_slots
+    memory = {isa.BY_NAME["LOAD"].opcode, isa.BY_NAME["STORE"].opcode}
+    for index, (opcode, operand) in enumerate(program.code):
+        if opcode in memory:
+            slot, offset = isa.decode_slot(operand)
+            if slot in stored and offset != 0:
+                raise VerificationError(
+                    index, "aliasing", f"slot {slot} is stored, but accessed here at offset {offset}"
+                )
+
+
+def check_table(program: Program, dtypes: Sequence[torch.dtype]) -> None:
+    """The tensor table (one dtype per slot) is consistent with ``program``."""
+    if len(dtypes) != program.n_slots:
+        raise VerificationError(
+            None, "table", f"program has {program.n_slots} slot(s), table describes {len(dtypes)}"
+        )
+    for slot, dtype in enumerate(dtypes):
+        if dtype not in abi.DTYPE_CODE:
+            supported = ", ".join(str(d) for d in abi.DTYPE_CODE)
+            raise VerificationError(None, "table", f"slot {slot} has dtype {dtype}; supported: {supported}")
+
+
+def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> list[int]:
+    """Check ``program`` (and, if given, its tensor dtypes); return the stack depth
+    before each instruction."""
+    code = program.code
+    if not code:
+        raise VerificationError(None, "empty", "no instructions")
+    if len(code) > MAX_INSTRUCTIONS:
+        raise VerificationError(None, "length", f"{len(code)} instructions")
+    if program.n_slots > isa.MAX_SLOTS:
+        raise VerificationError(None, "slots", f"{program.n_slots} slots")
+    depths: list[int] = []
+    depth = 0
+    for index, (opcode, operand) in enumerate(code):
+        ins = isa.BY_OPCODE.get(opcode)
+        if ins is None:
+            raise VerificationError(index, "opcode", f"unknown opcode {opcode}")
+        if ins is isa.HALT:
+            if index != len(code) - 1:
+                raise VerificationError(index, "halt", f"{len(code) - 1 - index} instruction(s) after HALT")
+            if depth != 0:
+                raise VerificationError(index, "halt", f"{depth} value(s) left on the stack")
+        if depth < ins.pops:
+            raise VerificationError(index, "underflow", f"{ins.name} pops {ins.pops}, stack has {depth}")
+        _check_operand(index, ins, operand, depth, program.n_slots)
+        after = depth - ins.pops + ins.pushes
+        if after > isa.MAX_DEPTH:
+            raise VerificationError(index, "overflow", f"{ins.name} would leave {after} entries")
+        depths.append(depth)
+        depth = after
+    if isa.BY_OPCODE[code[-1][0]] is not isa.HALT:
+        raise VerificationError(len(code) - 1, "halt", "the last instruction is not HALT")
+    _check_aliasing(program)
+    if dtypes is not None:
+        check_table(program, dtypes)
+    return depths

@@ -1,0 +1,185 @@
+"""The gint instruction set, on one page.
+
+Every instruction is one row of ``TABLE``: its name, opcode, operand kind, stack
+effect and meaning, plus the element-wise expression the kernel evaluates. The
+kernel's dispatch (``gint.kernel.codegen``), the frontend builders
+(``gint.host.frontend``), the verifier, the assembler and the disassembler are all
+derived from this table; nothing else lists instructions.
+
+The machine: every thread runs the program over ``EPT`` elements of the iteration
+domain at once. Each stack entry is a float32 per element; the stack holds at most
+``MAX_DEPTH`` entries and lives in registers, because the assembler specializes
+every instruction to the stack depth at which it runs (the verifier proves that
+depth is the same on every path). Tensors are reached through slots ``0 ..
+MAX_SLOTS-1`` of the tensor table; loads convert any supported dtype to float32,
+stores round float32 to the slot's dtype once.
+
+Stack effects read like Forth/CPython: ``"a b -- r"`` pops ``b`` (the top) and
+``a`` and pushes ``r``. Names that appear on both sides are moved, not computed.
+``expr`` is a Python expression over the popped names for the single computed
+output; helper names in it (``minimum``, ``fma``, ...) are kernel device functions
+in ``gint.kernel.scalar``. Rows with ``expr=None`` are pure stack moves or are
+lowered specially by name in the code generator (memory, immediates, PICK/POKE,
+HALT).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+
+MAX_DEPTH = 8  # stack entries per element; each is EPT registers per thread
+MAX_SLOTS = 8  # tensors one program can reach
+SLOT_BITS = 4  # low bits of a SLOT operand; the rest is a signed element offset
+OFFSET_MIN = -(1 << (31 - SLOT_BITS))
+OFFSET_MAX = (1 << (31 - SLOT_BITS)) - 1
+
+
+class Operand(enum.Enum):
+    """What an instruction's 32-bit operand word means."""
+
+    NONE = "none"  # must be 0
+    SLOT = "slot"  # tensor slot (low 4 bits) + signed element offset along the row
+    F32 = "f32"  # IEEE-754 float32 immediate, stored as its bit pattern
+    DEPTH = "depth"  # stack position counted from the top, 0 = top
+
+
+@dataclass(frozen=True)
+class Instr:
+    """One instruction of the ISA."""
+
+    name: str
+    opcode: int
+    operand: Operand
+    effect: str
+    meaning: str
+    expr: str | None = None
+    inputs: tuple[str, ...] = field(init=False)
+    outputs: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        before, sep, after = self.effect.partition("--")
+        if not sep:
+            raise ValueError(f"{self.name}: stack effect needs '--': {self.effect!r}")
+        object.__setattr__(self, "inputs", tuple(before.split()))
+        object.__setattr__(self, "outputs", tuple(after.split()))
+
+    @property
+    def pops(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def pushes(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def mnemonic(self) -> str:
+        return self.name.lower()
+
+
+_N, _S, _F, _D = Operand.NONE, Operand.SLOT, Operand.F32, Operand.DEPTH
+
+# fmt: off
+TABLE: tuple[Instr, ...] = (
+    #     name      op  operand  effect            meaning                                              expr
+    Instr("HALT",    0, _N, "--",             "end of program (stack must be empty)"),
+    Instr("LOAD",    1, _S, "-- v",           "v := slot[i + offset] as float32; 0 outside the row"),
+    Instr("STORE",   2, _S, "v --",           "slot[i + offset] := v rounded to the slot's dtype"),
+    Instr("CONST",   3, _F, "-- v",           "v := the float32 immediate"),
+    Instr("DUP",     4, _N, "a -- a a",       "copy the top"),
+    Instr("POP",     5, _N, "a --",           "drop the top"),
+    Instr("SWAP",    6, _N, "a b -- b a",     "exchange the top two"),
+    Instr("OVER",    7, _N, "a b -- a b a",   "copy the second to the top"),
+    Instr("ROT",     8, _N, "a b c -- b c a", "rotate the third to the top"),
+    Instr("PICK",    9, _D, "-- v",           "v := copy of the entry n below the top (PICK 0 = DUP)"),
+    Instr("POKE",   10, _D, "v --",           "pop v, then overwrite the entry n below the new top"),
+    Instr("ADD",    11, _N, "a b -- r",       "r := a + b",                                         "a + b"),
+    Instr("SUB",    12, _N, "a b -- r",       "r := a - b",                                         "a - b"),
+    Instr("MUL",    13, _N, "a b -- r",       "r := a * b",                                         "a * b"),
+    Instr("DIV",    14, _N, "a b -- r",       "r := a / b (IEEE: x/0 is inf or nan)",               "a / b"),
+    Instr("FMA",    15, _N, "a b c -- r",     "r := a * b + c, rounded once",                       "fma(a, b, c)"),
+    Instr("NEG",    16, _N, "a -- r",         "r := -a",                                            "-a"),
+    Instr("MIN",    17, _N, "a b -- r",       "r := min(a, b); nan if either is nan",               "minimum(a, b)"),
+    Instr("MAX",    18, _N, "a b -- r",       "r := max(a, b); nan if either is nan",               "maximum(a, b)"),
+    Instr("EQ",     19, _N, "a b -- r",       "r := 1.0 if a == b else 0.0",                        "truth(a == b)"),
+    Instr("NE",     20, _N, "a b -- r",       "r := 1.0 if a != b else 0.0",                        "truth(a != b)"),
+    Instr("LT",     21, _N, "a b -- r",       "r := 1.0 if a < b else 0.0",                         "truth(a < b)"),
+    Instr("LE",     22, _N, "a b -- r",       "r := 1.0 if a <= b else 0.0",                        "truth(a <= b)"),
+    Instr("GT",     23, _N, "a b -- r",       "r := 1.0 if a > b else 0.0",                         "truth(a > b)"),
+    Instr("GE",     24, _N, "a b -- r",       "r := 1.0 if a >= b else 0.0",                        "truth(a >= b)"),
+    Instr("SELECT", 25, _N, "c a b -- r",     "r := a if c != 0 else b",                            "select(c, a, b)"),
+)
+# fmt: on
+
+BY_NAME: dict[str, Instr] = {ins.name: ins for ins in TABLE}
+BY_OPCODE: dict[int, Instr] = {ins.opcode: ins for ins in TABLE}
+HALT = BY_NAME["HALT"]
+
+# Instructions the code generator lowers by name rather than from ``expr``.
+SPECIAL = frozenset({"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE"})
+
+
+def _check_table() -> None:
+    """Fail at import if the table contradicts itself."""
+    if len(BY_NAME) != len(TABLE) or len(BY_OPCODE) != len(TABLE):
+        raise AssertionError("instruction names and opcodes must be unique")
+    for ins in TABLE:
+        moved = set(ins.outputs) & set(ins.inputs)
+        computed = [o for o in ins.outputs if o not in ins.inputs]
+        if ins.name in SPECIAL:
+            continue
+        if ins.expr is None and computed:
+            raise AssertionError(f"{ins.name}: computes {computed} but has no expr")
+        if ins.expr is not None and (len(computed) != 1 or moved):
+            raise AssertionError(f"{ins.name}: an expr row computes exactly one output")
+
+
+_check_table()
+
+
+# ---------------------------------------------------------------- operand words
+
+
+def encode_slot(slot: int, offset: int = 0) -> int:
+    """Pack a tensor slot and an element offset into one int32 operand."""
+    if not 0 <= slot < (1 << SLOT_BITS):
+        raise ValueError(f"slot {slot} does not fit in {SLOT_BITS} bits")
+    if not OFFSET_MIN <= offset <= OFFSET_MAX:
+        raise ValueError(f"element offset {offset} out of range")
+    return (offset << SLOT_BITS) | slot
+
+
+def decode_slot(word: int) -> tuple[int, int]:
+    """Inverse of ``encode_slot`` for a signed int32 word."""
+    return word & ((1 << SLOT_BITS) - 1), word >> SLOT_BITS
+
+
+def f32_bits(value: float) -> int:
+    """The IEEE float32 bit pattern of ``value`` as a signed int32."""
+    return struct.unpack("<i", struct.pack("<f", value))[0]
+
+
+def bits_f32(word: int) -> float:
+    """The float32 whose bit pattern is the int32 ``word``."""
+    return struct.unpack("<f", struct.pack("<i", word))[0]
+
+
+# ----------------------------------------------------------- device dispatch keys
+
+KEYS_PER_OPCODE = MAX_DEPTH + 1
+
+
+def dispatch_key(opcode: int, depth: int) -> int:
+    """The word the kernel switches on: opcode specialized to the stack depth."""
+    return opcode * KEYS_PER_OPCODE + depth
+
+
+def runs_at(ins: Instr, depth: int) -> bool:
+    """Whether ``ins`` may execute with ``depth`` entries on the stack."""
+    return ins.pops <= depth and depth - ins.pops + ins.pushes <= MAX_DEPTH
+
+
+def specializations(ins: Instr) -> list[int]:
+    """Every stack depth at which the kernel has a case for ``ins``."""
+    return [d for d in range(MAX_DEPTH + 1) if runs_at(ins, d)]

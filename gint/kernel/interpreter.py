@@ -1,0 +1,138 @@
+"""The one gint kernel: built from generated source, compiled once, cached on disk.
+
+``kernel_module()`` writes the generated interpreter source (``gint.kernel.codegen``)
+to a content-addressed file and imports it, so Numba and tracebacks see real source
+lines. Under Numba's CUDA simulator ``simulator_kernel()`` wraps it with
+``cuda.jit``; for a GPU ``ptx(cc)`` compiles it to PTX with Numba and caches the
+text on disk, keyed by the kernel source digest (which covers the instruction table
+and the device code), the compute capability and the Numba version. A new process
+with a warm cache never runs Numba's compiler.
+
+There is exactly one kernel signature, so there is exactly one build per GPU
+architecture: new graphs, shapes and dtypes only change the data the kernel reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import threading
+import types as pytypes
+from functools import lru_cache
+from pathlib import Path
+
+from gint import abi, counters
+from gint.isa import MAX_SLOTS
+from gint.kernel import codegen
+from gint.kernel.target import SIMULATOR
+
+_lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Where built kernels live: ``$GINT_CACHE_DIR`` or ``~/.cache/gint``."""
+    root = os.environ.get("GINT_CACHE_DIR") or Path.home() / ".cache" / "gint"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+@lru_cache(maxsize=1)
+def kernel_module() -> pytypes.ModuleType:
+    """The generated interpreter, imported from its source file."""
+    digest = codegen.source_digest()
+    path = cache_dir() / f"gint_interpreter_{digest}.py"
+    source = codegen.kernel_source()
+    if not path.exists() or path.read_text() != source:
+        _write_atomic(path, source)
+    name = f"gint._generated.interpreter_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@lru_cache(maxsize=1)
+def simulator_kernel():
+    """The interpreter as a Numba simulator kernel (CPU tensors, Python threads)."""
+    if not SIMULATOR:
+        raise RuntimeError("simulator_kernel() needs NUMBA_ENABLE_CUDASIM=1 set before numba is imported")
+    from numba import cuda
+
+    counters.bump("kernel_builds")
+    return cuda.jit(getattr(kernel_module(), abi.KERNEL_NAME))
+
+
+def kernel_signature():
+    from numba import types
+
+    return (types.int32[::1], types.int64[::1]) + (types.int64,) * MAX_SLOTS
+
+
+@contextlib.contextmanager
+def _device_functions_for(cc: tuple[int, int]):
+    """Let device functions compile for ``cc`` with no GPU present.
+
+    Numba compiles each ``cuda.jit(device=True)`` callee for the *current device's*
+    compute capability, which needs a driver even inside ``compile_ptx(cc=...)``.
+    Inlining the callees instead made Numba's own passes take minutes on this
+    kernel. So for the duration of the build the callees are told the target cc.
+    """
+    import numba.cuda.dispatcher as dispatcher
+
+    original = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=cc)
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = original
+
+
+def ptx_cache_path(cc: tuple[int, int]) -> Path:
+    import numba_cuda
+
+    version = getattr(numba_cuda, "__version__", "unknown")
+    return cache_dir() / f"gint_{codegen.source_digest()}_sm{cc[0]}{cc[1]}_numba-cuda-{version}.ptx"
+
+
+def ptx(cc: tuple[int, int]) -> str:
+    """PTX of the interpreter for compute capability ``cc``, from the disk cache if there."""
+    if SIMULATOR:
+        raise RuntimeError("PTX cannot be built with NUMBA_ENABLE_CUDASIM=1; unset it")
+    path = ptx_cache_path(cc)
+    with _lock:
+        if path.exists():
+            return path.read_text()
+        from numba import cuda
+
+        function = getattr(kernel_module(), abi.KERNEL_NAME)
+        with _device_functions_for(cc):
+            text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
+        counters.bump("kernel_builds")
+        _write_atomic(path, text)
+        return text
+
+
+def entry_name(ptx_text: str) -> str:
+    """The mangled name of the kernel entry in ``ptx_text``."""
+    match = re.search(r"\.entry\s+(\S+)\s*\(", ptx_text)
+    if match is None:
+        raise RuntimeError("no .entry in the interpreter's PTX")
+    return match.group(1)
+
+
+def entry_params(ptx_text: str) -> list[str]:
+    """The PTX types of the kernel's parameters, in order (e.g. ``['.u64', ...]``)."""
+    match = re.search(r"\.entry\s+\S+\s*\((.*?)\)", ptx_text, re.S)
+    return re.findall(r"\.param\s+(\.\w+)", match.group(1)) if match else []

@@ -1,0 +1,165 @@
+"""Raw memory access for the interpreter: typed loads and stores at an int64 address,
+and the bit casts the dtype conversions need.
+
+One kernel reaches tensors of every dtype, so it cannot take typed arrays: it gets
+base addresses and dtype codes from the tensor table. On the GPU these helpers are
+Numba intrinsics that compile to single ``ld.global``/``st.global``/``cvt``
+instructions. Numba's CUDA simulator cannot run intrinsics, so under it each helper
+has a Python twin that reads and writes host memory at the same address through
+ctypes (the simulator runs on CPU tensors, whose addresses are host addresses).
+Everything above this module (dispatch, address arithmetic, dtype branches,
+rounding) is the same code on both paths.
+"""
+
+from __future__ import annotations
+
+from gint.kernel.target import SIMULATOR
+
+__all__ = [
+    "load_f32", "load_u16", "load_i32", "load_i64", "load_u8",
+    "store_f32", "store_u16", "store_i32", "store_i64", "store_u8",
+    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32",
+]  # fmt: skip
+
+if SIMULATOR:
+    import ctypes
+
+    import numpy as np
+
+    def _loader(ctype, convert):
+        def load(addr):
+            return convert(ctype.from_address(int(addr)).value)
+
+        return load
+
+    def _storer(ctype):
+        def store(addr, value):
+            ctype.from_address(int(addr)).value = int(value) if ctype is not ctypes.c_float else float(value)
+
+        return store
+
+    load_f32 = _loader(ctypes.c_float, np.float32)
+    load_u16 = _loader(ctypes.c_uint16, np.int32)
+    load_i32 = _loader(ctypes.c_int32, np.int32)
+    load_i64 = _loader(ctypes.c_int64, np.int64)
+    load_u8 = _loader(ctypes.c_uint8, np.int32)
+    store_f32 = _storer(ctypes.c_float)
+    store_u16 = _storer(ctypes.c_uint16)
+    store_i32 = _storer(ctypes.c_int32)
+    store_i64 = _storer(ctypes.c_int64)
+    store_u8 = _storer(ctypes.c_uint8)
+
+    def f16_bits_to_f32(bits):
+        return np.float32(np.array(int(bits) & 0xFFFF, np.uint16).view(np.float16))
+
+    def f32_to_f16_bits(value):
+        return np.int32(np.array(np.float32(value), np.float32).astype(np.float16).view(np.uint16))
+
+    def f32_to_bits(value):
+        return np.int32(np.array(np.float32(value), np.float32).view(np.int32))
+
+    def bits_to_f32(bits):
+        return np.float32(np.array(np.int64(bits).astype(np.int32), np.int32).view(np.float32))
+
+else:
+    from llvmlite import ir
+    from numba import types
+    from numba.cuda.extending import intrinsic
+
+    _GLOBAL = 1  # NVVM address space of device memory: gives ld.global / st.global
+
+    def _global_ptr(builder, addr, lltype):
+        return builder.inttoptr(addr, ir.PointerType(lltype, addrspace=_GLOBAL))
+
+    def _make_load(word, result):
+        """Load one ``word`` (an LLVM type) at an int64 address, widened to ``result``."""
+
+        @intrinsic
+        def load(typingctx, addr):
+            if addr != types.int64:
+                return None
+
+            def codegen(context, builder, sig, args):
+                value = builder.load(_global_ptr(builder, args[0], word))
+                target = context.get_value_type(result)
+                if value.type == target:
+                    return value
+                # narrower integer words are unsigned (u8 for bool, u16 for f16/bf16 bits)
+                return builder.zext(value, target)
+
+            return result(types.int64), codegen
+
+        return load
+
+    def _make_store(word, value_type):
+        """Store a ``value_type`` at an int64 address as one ``word``, truncating."""
+
+        @intrinsic
+        def store(typingctx, addr, value):
+            if addr != types.int64 or value != value_type:
+                return None
+
+            def codegen(context, builder, sig, args):
+                address, value = args
+                if value.type != word:
+                    value = builder.trunc(value, word)
+                builder.store(value, _global_ptr(builder, address, word))
+                return context.get_dummy_value()
+
+            return types.void(types.int64, value_type), codegen
+
+        return store
+
+    _f32, _i8, _i16, _i32, _i64 = ir.FloatType(), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    load_f32 = _make_load(_f32, types.float32)
+    load_u16 = _make_load(_i16, types.int32)
+    load_i32 = _make_load(_i32, types.int32)
+    load_i64 = _make_load(_i64, types.int64)
+    load_u8 = _make_load(_i8, types.int32)
+    store_f32 = _make_store(_f32, types.float32)
+    store_u16 = _make_store(_i16, types.int32)
+    store_i32 = _make_store(_i32, types.int32)
+    store_i64 = _make_store(_i64, types.int64)
+    store_u8 = _make_store(_i8, types.int32)
+
+    @intrinsic
+    def f16_bits_to_f32(typingctx, bits):
+        if bits != types.int32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            half = builder.bitcast(builder.trunc(args[0], ir.IntType(16)), ir.HalfType())
+            return builder.fpext(half, ir.FloatType())
+
+        return types.float32(types.int32), codegen
+
+    @intrinsic
+    def f32_to_f16_bits(typingctx, value):
+        if value != types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            half = builder.fptrunc(args[0], ir.HalfType())  # round to nearest even
+            return builder.zext(builder.bitcast(half, ir.IntType(16)), ir.IntType(32))
+
+        return types.int32(types.float32), codegen
+
+    @intrinsic
+    def f32_to_bits(typingctx, value):
+        if value != types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.IntType(32))
+
+        return types.int32(types.float32), codegen
+
+    @intrinsic
+    def bits_to_f32(typingctx, bits):
+        if bits != types.int32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen

@@ -1,0 +1,49 @@
+"""Test configuration: without a GPU, run the real kernel under Numba's CUDA simulator.
+
+NUMBA_ENABLE_CUDASIM must be set before numba is first imported, so this runs before
+anything imports gint. Tests take a ``target`` fixture: ``sim`` (CPU tensors through
+the simulated kernel, small sizes) or ``gpu`` (CUDA tensors, large sizes, marked
+``gpu``: run them with ``pytest -m gpu`` on a GPU machine).
+"""
+
+import os
+
+import torch
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not torch.cuda.is_available():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+from dataclasses import dataclass  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gint.kernel.target import SIMULATOR  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    device: torch.device
+    numel: int  # a representative tensor size for this target
+    rows: int  # a representative 2-D shape: rows x cols
+    cols: int
+
+
+SIM = Target("sim", torch.device("cpu"), numel=300, rows=3, cols=70)
+GPU = Target("gpu", torch.device("cuda", 0), numel=(1 << 22) + 3, rows=1027, cols=4099)
+
+
+@pytest.fixture(params=[pytest.param("sim"), pytest.param("gpu", marks=pytest.mark.gpu)])
+def target(request) -> Target:
+    if request.param == "sim":
+        if not SIMULATOR:
+            pytest.skip("simulator disabled (NUMBA_ENABLE_CUDASIM unset on a GPU machine)")
+        return SIM
+    if SIMULATOR or not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    return GPU
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
