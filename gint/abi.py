@@ -17,7 +17,6 @@ import torch
 
 from gint.isa import MAX_SLOTS
 
-EPT = 4  # elements per thread per tile (compile-time unrolled)
 MAX_DIMS = 4  # domain dimensions after coalescing
 
 # dtype code -> torch dtype. The kernel branches on the code; adding a dtype means a

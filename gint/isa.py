@@ -6,8 +6,8 @@ kernel's dispatch (``gint.kernel.codegen``), the frontend builders
 (``gint.host.frontend``), the verifier, the assembler and the disassembler are all
 derived from this table; nothing else lists instructions.
 
-The machine: every thread runs the program over ``EPT`` elements of the iteration
-domain at once. Each stack entry is a float32 per element; the stack holds at most
+The machine: every thread runs the program over several elements of the iteration
+domain at once (``gint.kernel.config``). Each stack entry is a float32 per element; the stack holds at most
 ``MAX_DEPTH`` entries and lives in registers, because the assembler specializes
 every instruction to the stack depth at which it runs (the verifier proves that
 depth is the same on every path). Tensors are reached through slots ``0 ..
@@ -29,7 +29,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-MAX_DEPTH = 8  # stack entries per element; each is EPT registers per thread
+MAX_DEPTH = 8  # stack entries; each is one register per element a thread handles
 MAX_SLOTS = 8  # tensors one program can reach
 SLOT_BITS = 4  # low bits of a SLOT operand; the rest is a signed element offset
 OFFSET_MIN = -(1 << (31 - SLOT_BITS))

@@ -38,6 +38,7 @@ def environment() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gint.bench", description=__doc__)
     parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth")
+    parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation")
     parser.add_argument("--out", default="reports", help="folder for the JSON report")
     args = parser.parse_args(argv)
     import torch
@@ -52,10 +53,14 @@ def main(argv=None) -> int:
         report["launch"] = core.launch_overhead()
         report["bandwidth_f32"] = core.bandwidth(1 << 26, torch.float32)
         report["bandwidth_bf16"] = core.bandwidth(1 << 26, torch.bfloat16)
+    if args.variants:
+        from gint.bench import variants
+
+        report["variants"] = variants.run()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     day = report["environment"]["date"][:10]
-    path = out / f"bench-core-{day}.json"
+    path = out / f"bench-{'core' if args.core else 'variants'}-{day}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     print(f"wrote {path}")

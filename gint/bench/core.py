@@ -3,6 +3,8 @@ PyTorch's device copy, on the current GPU."""
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from gint.bench.timing import device_time_us, host_time_us
@@ -60,6 +62,14 @@ def launch_overhead() -> dict:
         "gint_executor_run_us": host_time_us(lambda: run(add_program.program, [x, y, out])),
         "torch_add_us": host_time_us(lambda: torch.add(x, y, out=out)),
     }
+    from gint.host.launcher import current_stream, launcher_for
+
+    launcher = launcher_for(0)
+    add.launch(layout, [x, y, out])  # leaves valid parameters in the launcher's buffer
+    raw_args = (launcher.function, 1, 1, 1, launcher.block, 1, 1, 0, current_stream(0), launcher._param_ptrs, None)
+    figures["ctypes_cuLaunchKernel_only_us"] = host_time_us(lambda: launcher.cu.lib.cuLaunchKernel(*raw_args))
+    probe = ctypes.c_void_p()
+    figures["ctypes_trivial_call_us"] = host_time_us(lambda: launcher.cu.lib.cuCtxGetCurrent(ctypes.byref(probe)))
     try:
         from numba import cuda
 

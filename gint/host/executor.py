@@ -83,10 +83,10 @@ class Executable:
         if SIMULATOR:
             _launch_simulated(code, table, bases, layout)
             return
-        from gint.host.launcher import BLOCK, current_stream, launcher_for
+        from gint.host.launcher import current_stream, launcher_for
 
         launcher = launcher_for(device.index)
-        grid = launcher.grid_for(layout.tiles(BLOCK))
+        grid = launcher.grid_for(layout.tiles(launcher.tile_len))
         launcher.launch(grid, code, table, bases, current_stream(device.index))
 
 
@@ -99,9 +99,10 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
 
 
 def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout) -> None:
+    from gint.kernel.config import DEFAULT
     from gint.kernel.interpreter import simulator_kernel
 
-    grid = max(1, min(layout.tiles(SIM_BLOCK), SIM_MAX_GRID))
+    grid = max(1, min(layout.tiles(SIM_BLOCK * DEFAULT.ept), SIM_MAX_GRID))
     simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
     counters.bump("launches")
 

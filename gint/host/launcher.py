@@ -24,6 +24,7 @@ import torch
 from gint import counters
 from gint.isa import MAX_SLOTS
 from gint.kernel import interpreter
+from gint.kernel.config import DEFAULT, KernelConfig, for_capability
 
 BLOCK = 256  # threads per block on the GPU
 ARRAY_FIELDS = ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides")
@@ -79,12 +80,14 @@ def driver() -> _Driver:
 class KernelLauncher:
     """The interpreter loaded on one CUDA device, ready to launch."""
 
-    def __init__(self, device_index: int):
+    def __init__(self, device_index: int, config: KernelConfig = DEFAULT, block: int = BLOCK):
         cu = driver()
-        self.cu, self.device_index = cu, device_index
+        self.cu, self.device_index, self.block = cu, device_index, block
         torch.cuda.init()
         cc = torch.cuda.get_device_capability(device_index)
-        text = interpreter.ptx(cc)
+        self.config = for_capability(cc, config)
+        self.tile_len = block * self.config.ept
+        text = interpreter.ptx(cc, self.config)
         device = _c_int()
         cu.check(cu.lib.cuDeviceGet(ctypes.byref(device), device_index), "cuDeviceGet")
         self.context = _vp()
@@ -96,13 +99,18 @@ class KernelLauncher:
         cu.check(cu.lib.cuModuleGetFunction(ctypes.byref(self.function), self.module, name), "cuModuleGetFunction")
         per_sm, sms = _c_int(), _c_int()
         cu.check(
-            cu.lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(per_sm), self.function, BLOCK, 0),
+            cu.lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(per_sm), self.function, block, 0),
             "cuOccupancyMaxActiveBlocksPerMultiprocessor",
         )
         cu.check(
             cu.lib.cuDeviceGetAttribute(ctypes.byref(sms), _CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
             "cuDeviceGetAttribute",
         )
+        if per_sm.value == 0:
+            raise CudaError(
+                f"the interpreter ({self.config.tag}) cannot run blocks of {block} threads on this GPU "
+                "(too many registers per block)"
+            )
         self.blocks_per_sm, self.sm_count = per_sm.value, sms.value
         self.max_grid = max(1, per_sm.value * sms.value)
         self._params = (ctypes.c_uint64 * N_PARAMS)()
@@ -133,7 +141,7 @@ class KernelLauncher:
             p[14:N_PARAMS] = bases
             self._make_current()
             result = self.cu.lib.cuLaunchKernel(
-                self.function, grid, 1, 1, BLOCK, 1, 1, 0, stream, self._param_ptrs, None
+                self.function, grid, 1, 1, self.block, 1, 1, 0, stream, self._param_ptrs, None
             )
         if result != 0:
             self.cu.check(result, "cuLaunchKernel")
@@ -153,6 +161,12 @@ def launcher_for(device_index: int) -> KernelLauncher:
             if launcher is None:
                 launcher = _launchers[device_index] = KernelLauncher(device_index)
     return launcher
+
+
+def use_launcher(device_index: int, launcher: KernelLauncher) -> None:
+    """Route launches on ``device_index`` through ``launcher`` (benchmarks compare kernel variants)."""
+    with _launchers_lock:
+        _launchers[device_index] = launcher
 
 
 def current_stream(device_index: int) -> int:

@@ -45,10 +45,9 @@ class TensorLayout:
                 words[abi.slot_word(slot, 1 + dim)] = stride
         return words
 
-    def tiles(self, block: int) -> int:
-        """How many (block * EPT)-element tiles cover the domain."""
-        tile = block * abi.EPT
-        return math.prod(self.domain[:-1]) * -(-self.domain[-1] // tile)
+    def tiles(self, tile_len: int) -> int:
+        """How many tiles of ``tile_len`` row elements cover the domain."""
+        return math.prod(self.domain[:-1]) * -(-self.domain[-1] // tile_len)
 
 
 def broadcast_strides(shape: Sequence[int], strides: Sequence[int], domain: Sequence[int]) -> list[int]:

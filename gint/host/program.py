@@ -62,4 +62,5 @@ def encode(program: Program, depths: list[int]) -> list[int]:
     words: list[int] = []
     for (opcode, operand), depth in zip(program.code, depths, strict=True):
         words += [isa.dispatch_key(opcode, depth), operand]
-    return words
+    # The kernel fetches instruction i+1 while executing i: pad past the final HALT.
+    return words + [isa.dispatch_key(isa.HALT.opcode, 0), 0]

@@ -11,6 +11,8 @@ disguise:
   operand order that needs fewer stack entries (Sethi-Ullman); non-commutative
   operators evaluated right-first get a SWAP.
 - Constants are re-emitted where used (CONST is as cheap as PICK).
+- Loads go first, held, as many as the stack allows: their memory latencies then
+  overlap instead of adding up (a load's value is waited for at its first use).
 
 ``schedule`` raises ``StackDepthError`` when the program needs more than
 ``isa.MAX_DEPTH`` entries; callers split the work (the conductor) or report it.
@@ -33,8 +35,9 @@ def _op(name: str, operand: int = 0) -> tuple[int, int]:
 
 
 class _Scheduler:
-    def __init__(self, stores: Sequence[Store]):
+    def __init__(self, stores: Sequence[Store], hoisted_loads: int):
         self.stores = list(stores)
+        self.hoisted_loads = hoisted_loads
         self.code: list[tuple[int, int]] = []
         self.depth = 0
         self.max_depth = 0
@@ -72,6 +75,12 @@ class _Scheduler:
                 if clobber is not None and self.last_use[node] > clobber:
                     self.hold_at[node] = min(self.hold_at.get(node, clobber), clobber)
                     self.last_use[node] = max(self.last_use[node], clobber)
+
+        # Loads issued up front are in flight together: one memory round trip, not one
+        # per load. The first ``hoisted_loads`` loads (in order of use) are held from the start.
+        loads = [n for n in postorder([st.value for st in self.stores]) if n.op == "LOAD"]
+        for node in loads[: self.hoisted_loads]:
+            self.hold_at[node] = 0
 
     def _need(self, node: Node) -> int:
         """Stack entries needed to evaluate ``node`` on top of the stack."""
@@ -154,5 +163,15 @@ class _Scheduler:
 
 
 def schedule(stores: Sequence[Store]) -> list[tuple[int, int]]:
-    """Instructions that perform ``stores`` in order, ending with HALT."""
-    return _Scheduler(stores).run()
+    """Instructions that perform ``stores`` in order, ending with HALT.
+
+    Hoists as many loads to the start as the stack allows (all, if they fit).
+    """
+    n_loads = len({n for n in postorder([st.value for st in stores]) if n.op == "LOAD"})
+    for hoisted in range(n_loads, -1, -1):
+        try:
+            return _Scheduler(stores, hoisted).run()
+        except StackDepthError:
+            if hoisted == 0:
+                raise
+    raise AssertionError("unreachable")

@@ -8,8 +8,19 @@ kernel never tracks a stack pointer. All threads of a block read the same
 instruction, so dispatch is uniform across each warp.
 
 Each block walks tiles of the iteration domain: a tile is ``blockDim * EPT``
-consecutive elements of one row (the innermost domain dimension); thread ``t``
-handles elements ``t, t + blockDim, ...`` so every load and store is coalesced.
+consecutive elements of one row (the innermost domain dimension). A thread's
+``EPT`` elements come in ``GROUPS`` runs of ``VEC`` consecutive elements, run ``g``
+of thread ``t`` starting at ``(g * blockDim + t) * VEC``: each run is one vector
+access and each warp-wide access is contiguous.
+
+The next instruction is fetched before the current one executes, so its load
+latency overlaps the work (the encoder pads programs so the fetch past HALT stays
+in bounds). With ``prefetch``, a LOAD also asks the memory system to bring the
+same slot's tile ``prefetch`` grid strides ahead into L2 (one bulk prefetch by one
+thread), so the bytes in flight no longer depend on how many registers the
+stack leaves for more threads.
+
+``EPT``, ``VEC`` and ``prefetch`` come from a ``KernelConfig``.
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ import hashlib
 from functools import lru_cache
 
 from gint import abi, isa
-from gint.abi import EPT, MAX_DIMS
+from gint.abi import MAX_DIMS
 from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
+from gint.kernel.config import DEFAULT, KernelConfig
 
 _SLOT_MASK = (1 << SLOT_BITS) - 1
 _I = "    "
@@ -45,185 +57,183 @@ def _substitute(expr: str, names: dict[str, str]) -> str:
     return ast.unparse(tree)
 
 
-def _moves(ins: isa.Instr, depth: int) -> list[str]:
-    """A pure instruction: read the popped entries, write the pushed ones."""
-    first = depth - ins.pops
-    lines = []
-    for k in range(EPT):
-        current = {name: stack_var(first + j, k) for j, name in enumerate(ins.inputs)}
-        reads = {name: f"t{j}" for j, name in enumerate(ins.inputs)}
-        lines += [f"{reads[name]} = {var}" for name, var in current.items()]
-        for j, name in enumerate(ins.outputs):
-            value = reads[name] if name in reads else _substitute(ins.expr, reads)
-            lines.append(f"{stack_var(first + j, k)} = {value}")
-    return lines
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    return [_I * levels + line for line in lines]
 
 
-def _slot_prologue() -> list[str]:
-    mask, dims = _SLOT_MASK, MAX_DIMS
-    outer = " + ".join(f"o{d} * sh_stride[slot * {dims} + {d}]" for d in range(dims - 1))
-    return [
-        f"slot = arg & {mask}",
-        f"offset = arg >> {SLOT_BITS}",
-        "base = sh_base[slot]",
-        "dtype = sh_dtype[slot]",
-        f"step = sh_stride[slot * {dims} + {dims - 1}]",
-        f"row_start = {outer}",
-    ]
+class _Generator:
+    """Writes the kernel for one ``KernelConfig``."""
+
+    def __init__(self, config: KernelConfig):
+        self.config = config
+        self.ept, self.vec, self.groups = config.ept, config.vec, config.groups
+
+    # -- instruction cases -----------------------------------------------------
+
+    def moves(self, ins: isa.Instr, depth: int) -> list[str]:
+        """A pure instruction: read the popped entries, write the pushed ones."""
+        first = depth - ins.pops
+        lines = []
+        for k in range(self.ept):
+            reads = {name: f"t{j}" for j, name in enumerate(ins.inputs)}
+            lines += [f"t{j} = {stack_var(first + j, k)}" for j in range(ins.pops)]
+            for j, name in enumerate(ins.outputs):
+                value = f"fresh({reads[name]})" if name in reads else _substitute(ins.expr, reads)
+                lines.append(f"{stack_var(first + j, k)} = {value}")
+        return lines
+
+    def slot_prologue(self) -> list[str]:
+        dims = MAX_DIMS
+        outer = " + ".join(f"o{d} * sh_stride[slot * {dims} + {d}]" for d in range(dims - 1))
+        return [
+            f"slot = arg & {_SLOT_MASK}",
+            f"offset = arg >> {SLOT_BITS}",
+            "base = sh_base[slot]",
+            "dtype = sh_dtype[slot]",
+            f"step = sh_stride[slot * {dims} + {dims - 1}]",
+            f"row_start = {outer}",
+        ]
+
+    def group(self, position: int, g: int) -> str:
+        return ", ".join(stack_var(position, g * self.vec + v) for v in range(self.vec))
+
+    def load(self, depth: int) -> list[str]:
+        lines = self.slot_prologue()
+        if self.config.prefetch:
+            ahead = f"chunk_start + {self.config.prefetch} * grid_len"
+            lines += [
+                "if single_row and tid == 0 and step == 1:",
+                _I + f"prefetch_row_l2(base, dtype, row_start, {ahead}, tile_len, row)",
+            ]
+        return lines + [
+            f"{self.group(depth, g)} = load_group(base, dtype, row_start, step, j{g} + offset, row)"
+            for g in range(self.groups)
+        ]
+
+    def store(self, depth: int) -> list[str]:
+        return self.slot_prologue() + [
+            f"store_group(base, dtype, row_start, step, j{g} + offset, row, {self.group(depth - 1, g)})"
+            for g in range(self.groups)
+        ]
+
+    def const(self, depth: int) -> list[str]:
+        return ["imm = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = fresh(imm)" for k in range(self.ept)]
+
+    def by_position(self, count: int, body) -> list[str]:
+        """Branch on the DEPTH operand; ``body(n)`` handles position n below the top."""
+        lines = []
+        for n in range(count):
+            lines.append(f"{'if' if n == 0 else 'elif'} arg == {n}:")
+            lines += _indent(body(n))
+        return lines or ["pass"]
+
+    def pick(self, depth: int) -> list[str]:
+        return self.by_position(
+            depth, lambda n: [f"{stack_var(depth, k)} = fresh({stack_var(depth - 1 - n, k)})" for k in range(self.ept)]
+        )
+
+    def poke(self, depth: int) -> list[str]:
+        return self.by_position(
+            depth - 1,
+            lambda n: [f"{stack_var(depth - 2 - n, k)} = fresh({stack_var(depth - 1, k)})" for k in range(self.ept)],
+        )
+
+    def case_body(self, ins: isa.Instr, depth: int) -> list[str]:
+        """The kernel statements for ``ins`` executed at stack ``depth``."""
+        special = {"LOAD": self.load, "STORE": self.store, "CONST": self.const, "PICK": self.pick, "POKE": self.poke}
+        if ins.name in special:
+            return special[ins.name](depth)
+        return self.moves(ins, depth)
+
+    def dispatch(self) -> list[str]:
+        lines = []
+        for ins in isa.TABLE:
+            if ins is isa.HALT:
+                continue
+            for depth in isa.specializations(ins):
+                key = isa.dispatch_key(ins.opcode, depth)
+                lines.append(f"{'if' if not lines else 'elif'} key == {key}:  # {ins.name} @{depth}")
+                lines += _indent(self.case_body(ins, depth))
+        # HALT, and any key the verifier would never emit, ends the program.
+        return lines + ["else:", _I + "break"]
+
+    # -- kernel skeleton -------------------------------------------------------
+
+    def prologue(self) -> list[str]:
+        bases = ", ".join(f"base{s}" for s in range(MAX_SLOTS))
+        header, rec, dims = abi.HEADER, abi.SLOT_RECORD, MAX_DIMS
+        outer = " * ".join(f"d{d}" for d in range(dims - 1))
+        body = [
+            f"sh_base = cuda.shared.array({MAX_SLOTS}, int64)",
+            f"sh_dtype = cuda.shared.array({MAX_SLOTS}, int64)",
+            f"sh_stride = cuda.shared.array({MAX_SLOTS * dims}, int64)",
+            "tid = cuda.threadIdx.x",
+            "if tid == 0:",
+            *_indent([f"sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)]),
+            f"if tid < {MAX_SLOTS}:",
+            _I + f"sh_dtype[tid] = table[{header} + tid * {rec}]",
+            f"if tid < {MAX_SLOTS * dims}:",
+            _I + f"sh_stride[tid] = table[{header} + (tid // {dims}) * {rec} + 1 + tid % {dims}]",
+            "cuda.syncthreads()",
+            *[f"d{d} = table[{d}]" for d in range(dims - 1)],
+            f"row = table[{dims - 1}]",
+            "width = cuda.blockDim.x",
+            f"tile_len = width * {self.ept}",
+            "grid_len = cuda.gridDim.x * tile_len",
+            "tiles_per_row = (row + tile_len - 1) // tile_len",
+            f"n_tiles = {outer} * tiles_per_row",
+            f"single_row = {outer} == 1",
+            "tile = int64(cuda.blockIdx.x)",
+        ]
+        return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + _indent(body)
+
+    def tile_loop(self) -> list[str]:
+        outer = MAX_DIMS - 1
+        split = ["rest = tile // tiles_per_row", "chunk = tile - rest * tiles_per_row"]
+        for d in reversed(range(outer)):
+            split += ["o0 = rest"] if d == 0 else [f"o{d} = rest % d{d}", f"rest = rest // d{d}"]
+        lines = ["if single_row:", _I + "chunk = tile", *_indent([f"o{d} = int64(0)" for d in range(outer)])]
+        lines += ["else:", *_indent(split)]
+        lines += [
+            "chunk_start = chunk * tile_len",
+            f"j0 = chunk_start + tid * {self.vec}",
+            *[f"j{g} = j0 + {g * self.vec} * width" for g in range(1, self.groups)],
+            *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
+            "key = code[0]",
+            "arg = code[1]",
+            "pc = 2",
+            "while True:",
+        ]
+        loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
+        lines += _indent(loop + ["key = next_key", "arg = next_arg"])
+        lines.append("tile += cuda.gridDim.x")
+        return _indent(["while tile < n_tiles:"] + _indent(lines))
+
+    def source(self) -> str:
+        head = [
+            f'"""Generated by gint.kernel.codegen from gint.isa for {self.config}; do not edit."""',
+            "from numba import cuda",
+            "from numpy import float32, int64",
+            "from gint.kernel.device import (load_group, store_group, prefetch_row_l2, truth, select,",
+            "                                minimum, maximum, fma)",
+            "from gint.kernel.memory import bits_to_f32, fresh",
+            "",
+            "ZERO = float32(0.0)",
+        ]
+        return "\n".join(head) + "\n\n\n" + "\n".join(self.prologue() + self.tile_loop()) + "\n"
 
 
-def _load(depth: int) -> list[str]:
-    return _slot_prologue() + [
-        f"{stack_var(depth, k)} = load_at(base, dtype, row_start, step, i{k} + offset, row)"
-        for k in range(EPT)
-    ]
+@lru_cache(maxsize=None)
+def kernel_source(config: KernelConfig = DEFAULT) -> str:
+    """The whole interpreter module source, deterministic for a given ISA, ABI and config."""
+    return _Generator(config).source()
 
 
-def _store(depth: int) -> list[str]:
-    return _slot_prologue() + [
-        f"store_at(base, dtype, row_start, step, i{k} + offset, row, {stack_var(depth - 1, k)})"
-        for k in range(EPT)
-    ]
-
-
-def _const(depth: int) -> list[str]:
-    return ["imm = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = imm" for k in range(EPT)]
-
-
-def _by_position(depth: int, count: int, body) -> list[str]:
-    """Branch on the DEPTH operand; ``body(n)`` handles position n below the top."""
-    lines = []
-    for n in range(count):
-        lines.append(f"{'if' if n == 0 else 'elif'} arg == {n}:")
-        lines += [_I + line for line in body(n)]
-    return lines or ["pass"]
-
-
-def _pick(depth: int) -> list[str]:
-    def copy(n):
-        return [f"{stack_var(depth, k)} = {stack_var(depth - 1 - n, k)}" for k in range(EPT)]
-
-    return _by_position(depth, depth, copy)
-
-
-def _poke(depth: int) -> list[str]:
-    def overwrite(n):
-        return [f"{stack_var(depth - 2 - n, k)} = {stack_var(depth - 1, k)}" for k in range(EPT)]
-
-    return _by_position(depth, depth - 1, overwrite)
-
-
-_SPECIAL_LOWERING = {"LOAD": _load, "STORE": _store, "CONST": _const, "PICK": _pick, "POKE": _poke}
-
-
-def case_body(ins: isa.Instr, depth: int) -> list[str]:
-    """The kernel statements for ``ins`` executed at stack ``depth``."""
-    if ins.name in _SPECIAL_LOWERING:
-        return _SPECIAL_LOWERING[ins.name](depth)
-    return _moves(ins, depth)
-
-
-def _dispatch() -> list[str]:
-    lines = []
-    for ins in isa.TABLE:
-        if ins is isa.HALT:
-            continue
-        for depth in isa.specializations(ins):
-            key = isa.dispatch_key(ins.opcode, depth)
-            lines.append(f"{'if' if not lines else 'elif'} key == {key}:  # {ins.name} @{depth}")
-            lines += [_I + line for line in case_body(ins, depth)]
-    # HALT, and any key the verifier would never emit, ends the program.
-    lines += ["else:", _I + "break"]
-    return lines
-
-
-def _prologue() -> list[str]:
-    bases = ", ".join(f"base{s}" for s in range(MAX_SLOTS))
-    header = abi.HEADER
-    rec = abi.SLOT_RECORD
-    return [
-        f"def {abi.KERNEL_NAME}(code, table, {bases}):",
-        f"{_I}sh_base = cuda.shared.array({MAX_SLOTS}, int64)",
-        f"{_I}sh_dtype = cuda.shared.array({MAX_SLOTS}, int64)",
-        f"{_I}sh_stride = cuda.shared.array({MAX_SLOTS * MAX_DIMS}, int64)",
-        f"{_I}tid = cuda.threadIdx.x",
-        f"{_I}if tid == 0:",
-        *[f"{_I * 2}sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)],
-        f"{_I}if tid < {MAX_SLOTS}:",
-        f"{_I * 2}sh_dtype[tid] = table[{header} + tid * {rec}]",
-        f"{_I}if tid < {MAX_SLOTS * MAX_DIMS}:",
-        f"{_I * 2}sh_stride[tid] = table[{header} + (tid // {MAX_DIMS}) * {rec} + 1 + tid % {MAX_DIMS}]",
-        f"{_I}cuda.syncthreads()",
-        *[f"{_I}d{d} = table[{d}]" for d in range(MAX_DIMS - 1)],
-        f"{_I}row = table[{MAX_DIMS - 1}]",
-        f"{_I}width = cuda.blockDim.x",
-        f"{_I}tile_len = width * {EPT}",
-        f"{_I}tiles_per_row = (row + tile_len - 1) // tile_len",
-        f"{_I}n_tiles = {' * '.join(f'd{d}' for d in range(MAX_DIMS - 1))} * tiles_per_row",
-        f"{_I}tile = int64(cuda.blockIdx.x)",
-    ]
-
-
-def _tile_loop() -> list[str]:
-    outer = MAX_DIMS - 1
-    lines = [
-        "rest = tile // tiles_per_row",
-        "i0 = (tile - rest * tiles_per_row) * tile_len + tid",
-        *[f"i{k} = i{k - 1} + width" for k in range(1, EPT)],
-    ]
-    for d in reversed(range(outer)):
-        if d == 0:
-            lines.append("o0 = rest")
-        else:
-            lines += [f"o{d} = rest % d{d}", f"rest = rest // d{d}"]
-    lines += [f"{stack_var(p, k)} = ZERO" for p in range(MAX_DEPTH) for k in range(EPT)]
-    lines += ["pc = 0", "while True:"]
-    loop = ["key = code[pc]", "arg = code[pc + 1]", "pc += 2", *_dispatch()]
-    lines += [_I + line for line in loop]
-    lines.append("tile += cuda.gridDim.x")
-    return [f"{_I}while tile < n_tiles:"] + [_I * 2 + line for line in lines]
-
-
-_HELPERS = '''
-
-@device
-def load_at(base, dtype, row_start, step, i, row):
-    """Element i of the current row as float32; 0 outside the row."""
-    if i < 0 or i >= row:
-        return ZERO
-    return load_element(base, dtype, row_start + i * step)
-
-
-@device
-def store_at(base, dtype, row_start, step, i, row, value):
-    """Write element i of the current row; nothing outside the row."""
-    if i >= 0 and i < row:
-        store_element(base, dtype, row_start + i * step, value)
-'''
-
-
-@lru_cache(maxsize=1)
-def kernel_source() -> str:
-    """The whole interpreter module source, deterministic for a given ISA and ABI."""
-    head = [
-        '"""Generated by gint.kernel.codegen from gint.isa; do not edit."""',
-        "from numba import cuda",
-        "from numpy import float32, int64",
-        "from gint.kernel.device import (device, load_element, store_element, truth, select,",
-        "                                minimum, maximum, fma)",
-        "from gint.kernel.memory import bits_to_f32",
-        "",
-        "ZERO = float32(0.0)",
-    ]
-    body = _prologue() + _tile_loop()
-    return "\n".join(head) + _HELPERS + "\n\n" + "\n".join(body) + "\n"
-
-
-def source_digest() -> str:
+def source_digest(config: KernelConfig = DEFAULT) -> str:
     """Changes whenever the generated kernel, or the device code it calls, changes."""
     from pathlib import Path
 
-    digest = hashlib.sha256(kernel_source().encode())
+    digest = hashlib.sha256(kernel_source(config).encode())
     here = Path(__file__).parent
     for dependency in ("device.py", "memory.py"):
         digest.update((here / dependency).read_bytes())

@@ -11,22 +11,31 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from gint.abi import DT_BF16, DT_F16, DT_F32, DT_I32, DT_I64
+from gint.abi import DT_BF16, DT_BOOL, DT_F16, DT_F32, DT_I32, DT_I64
 from gint.kernel.memory import (
     bits_to_f32,
     f16_bits_to_f32,
     f32_to_bits,
     f32_to_f16_bits,
     load_f32,
+    load_f32x4,
     load_i32,
+    load_i32x4,
     load_i64,
     load_u8,
+    load_u8x4,
     load_u16,
+    load_u16x4,
+    prefetch_l2,
     store_f32,
+    store_f32x4,
     store_i32,
+    store_i32x4,
     store_i64,
     store_u8,
+    store_u8x4,
     store_u16,
+    store_u16x4,
 )
 from gint.kernel.target import SIMULATOR
 
@@ -48,12 +57,17 @@ def device(fn):
 
 
 @device
+def bf16_bits_to_f32(bits):
+    return bits_to_f32(int32(bits << 16))
+
+
+@device
 def load_element(base, dtype, index):
     """Element ``index`` of the tensor at ``base`` with dtype code ``dtype``, as float32."""
     if dtype == DT_F32:
         return load_f32(base + index * 4)
     if dtype == DT_BF16:
-        return bits_to_f32(int32(load_u16(base + index * 2) << 16))
+        return bf16_bits_to_f32(load_u16(base + index * 2))
     if dtype == DT_F16:
         return f16_bits_to_f32(load_u16(base + index * 2))
     if dtype == DT_I32:
@@ -112,6 +126,123 @@ def store_element(base, dtype, index, value):
         store_i64(base + index * 8, saturate_i64(value))
     else:  # bool
         store_u8(base + index, int32(value != _ZERO))
+
+
+@device
+def element_size(dtype):
+    if dtype == DT_F32 or dtype == DT_I32:
+        return 4
+    if dtype == DT_F16 or dtype == DT_BF16:
+        return 2
+    if dtype == DT_I64:
+        return 8
+    return 1
+
+
+@device
+def prefetch_row_l2(base, dtype, row_start, first, count, row):
+    """Bulk-prefetch elements [first, first + count) of a contiguous row into L2.
+
+    Only whole 16-byte units inside the row: a prefetch never reaches past the tensor.
+    """
+    if first < row:
+        size = element_size(dtype)
+        start = base + (row_start + first) * size
+        nbytes = (min(count, row - first) * size) & ~15
+        if start & 15 == 0 and nbytes > 0:
+            prefetch_l2(start, int32(nbytes))
+
+
+@device
+def load_at(base, dtype, row_start, step, i, row):
+    """Element i of the current row as float32; 0 outside the row."""
+    if i < 0 or i >= row:
+        return _ZERO
+    return load_element(base, dtype, row_start + i * step)
+
+
+@device
+def store_at(base, dtype, row_start, step, i, row, value):
+    """Write element i of the current row; nothing outside the row."""
+    if i >= 0 and i < row:
+        store_element(base, dtype, row_start + i * step, value)
+
+
+@device
+def load_group(base, dtype, row_start, step, j, row):
+    """Elements j .. j+3 of the current row as four float32 (0 outside the row).
+
+    One 16-, 8- or 4-byte vector load when the four are in the row, contiguous and
+    aligned (the common case); element by element otherwise.
+    """
+    if step == 1 and j >= 0 and j + 3 < row:
+        index = row_start + j
+        if dtype == DT_F32:
+            addr = base + index * 4
+            if addr & 15 == 0:
+                return load_f32x4(addr)
+        elif dtype == DT_BF16:
+            addr = base + index * 2
+            if addr & 7 == 0:
+                a, b, c, d = load_u16x4(addr)
+                return bf16_bits_to_f32(a), bf16_bits_to_f32(b), bf16_bits_to_f32(c), bf16_bits_to_f32(d)
+        elif dtype == DT_F16:
+            addr = base + index * 2
+            if addr & 7 == 0:
+                a, b, c, d = load_u16x4(addr)
+                return f16_bits_to_f32(a), f16_bits_to_f32(b), f16_bits_to_f32(c), f16_bits_to_f32(d)
+        elif dtype == DT_I32:
+            addr = base + index * 4
+            if addr & 15 == 0:
+                a, b, c, d = load_i32x4(addr)
+                return float32(a), float32(b), float32(c), float32(d)
+        elif dtype == DT_BOOL:
+            addr = base + index
+            if addr & 3 == 0:
+                a, b, c, d = load_u8x4(addr)
+                return truth(a != 0), truth(b != 0), truth(c != 0), truth(d != 0)
+    return (
+        load_at(base, dtype, row_start, step, j, row),
+        load_at(base, dtype, row_start, step, j + 1, row),
+        load_at(base, dtype, row_start, step, j + 2, row),
+        load_at(base, dtype, row_start, step, j + 3, row),
+    )
+
+
+@device
+def store_group(base, dtype, row_start, step, j, row, a, b, c, d):
+    """Write elements j .. j+3 of the current row (vector store when possible)."""
+    if step == 1 and j >= 0 and j + 3 < row:
+        index = row_start + j
+        if dtype == DT_F32:
+            addr = base + index * 4
+            if addr & 15 == 0:
+                store_f32x4(addr, a, b, c, d)
+                return
+        elif dtype == DT_BF16:
+            addr = base + index * 2
+            if addr & 7 == 0:
+                store_u16x4(addr, f32_to_bf16_bits(a), f32_to_bf16_bits(b), f32_to_bf16_bits(c), f32_to_bf16_bits(d))
+                return
+        elif dtype == DT_F16:
+            addr = base + index * 2
+            if addr & 7 == 0:
+                store_u16x4(addr, f32_to_f16_bits(a), f32_to_f16_bits(b), f32_to_f16_bits(c), f32_to_f16_bits(d))
+                return
+        elif dtype == DT_I32:
+            addr = base + index * 4
+            if addr & 15 == 0:
+                store_i32x4(addr, saturate_i32(a), saturate_i32(b), saturate_i32(c), saturate_i32(d))
+                return
+        elif dtype == DT_BOOL:
+            addr = base + index
+            if addr & 3 == 0:
+                store_u8x4(addr, int32(a != _ZERO), int32(b != _ZERO), int32(c != _ZERO), int32(d != _ZERO))
+                return
+    store_at(base, dtype, row_start, step, j, row, a)
+    store_at(base, dtype, row_start, step, j + 1, row, b)
+    store_at(base, dtype, row_start, step, j + 2, row, c)
+    store_at(base, dtype, row_start, step, j + 3, row, d)
 
 
 # ------------------------------------------------- helpers named by gint.isa exprs

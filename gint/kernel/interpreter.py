@@ -28,6 +28,7 @@ from pathlib import Path
 from gint import abi, counters
 from gint.isa import MAX_SLOTS
 from gint.kernel import codegen
+from gint.kernel.config import DEFAULT, KernelConfig, for_capability
 from gint.kernel.target import SIMULATOR
 
 _lock = threading.Lock()
@@ -47,12 +48,12 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
-@lru_cache(maxsize=1)
-def kernel_module() -> pytypes.ModuleType:
+@lru_cache(maxsize=None)
+def kernel_module(config: KernelConfig = DEFAULT) -> pytypes.ModuleType:
     """The generated interpreter, imported from its source file."""
-    digest = codegen.source_digest()
+    digest = codegen.source_digest(config)
     path = cache_dir() / f"gint_interpreter_{digest}.py"
-    source = codegen.kernel_source()
+    source = codegen.kernel_source(config)
     if not path.exists() or path.read_text() != source:
         _write_atomic(path, source)
     name = f"gint._generated.interpreter_{digest}"
@@ -63,15 +64,15 @@ def kernel_module() -> pytypes.ModuleType:
     return module
 
 
-@lru_cache(maxsize=1)
-def simulator_kernel():
+@lru_cache(maxsize=None)
+def simulator_kernel(config: KernelConfig = DEFAULT):
     """The interpreter as a Numba simulator kernel (CPU tensors, Python threads)."""
     if not SIMULATOR:
         raise RuntimeError("simulator_kernel() needs NUMBA_ENABLE_CUDASIM=1 set before numba is imported")
     from numba import cuda
 
     counters.bump("kernel_builds")
-    return cuda.jit(getattr(kernel_module(), abi.KERNEL_NAME))
+    return cuda.jit(getattr(kernel_module(config), abi.KERNEL_NAME))
 
 
 def kernel_signature():
@@ -99,24 +100,29 @@ def _device_functions_for(cc: tuple[int, int]):
         dispatcher.get_current_device = original
 
 
-def ptx_cache_path(cc: tuple[int, int]) -> Path:
+def ptx_cache_path(cc: tuple[int, int], config: KernelConfig) -> Path:
     import numba_cuda
 
     version = getattr(numba_cuda, "__version__", "unknown")
-    return cache_dir() / f"gint_{codegen.source_digest()}_sm{cc[0]}{cc[1]}_numba-cuda-{version}.ptx"
+    digest = codegen.source_digest(config)
+    return cache_dir() / f"gint_{digest}_{config.tag}_sm{cc[0]}{cc[1]}_numba-cuda-{version}.ptx"
 
 
-def ptx(cc: tuple[int, int]) -> str:
-    """PTX of the interpreter for compute capability ``cc``, from the disk cache if there."""
+def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> str:
+    """PTX of the interpreter for compute capability ``cc``, from the disk cache if there.
+
+    ``config`` is first adjusted to what ``cc`` supports (``config.for_capability``).
+    """
     if SIMULATOR:
         raise RuntimeError("PTX cannot be built with NUMBA_ENABLE_CUDASIM=1; unset it")
-    path = ptx_cache_path(cc)
+    config = for_capability(cc, config)
+    path = ptx_cache_path(cc, config)
     with _lock:
         if path.exists():
             return path.read_text()
         from numba import cuda
 
-        function = getattr(kernel_module(), abi.KERNEL_NAME)
+        function = getattr(kernel_module(config), abi.KERNEL_NAME)
         with _device_functions_for(cc):
             text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
         counters.bump("kernel_builds")

@@ -18,8 +18,13 @@ from gint.kernel.target import SIMULATOR
 __all__ = [
     "load_f32", "load_u16", "load_i32", "load_i64", "load_u8",
     "store_f32", "store_u16", "store_i32", "store_i64", "store_u8",
-    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32",
+    "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
+    "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
+    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh",
 ]  # fmt: skip
+
+# The x4 helpers move 4 consecutive elements with one vector access; the address must
+# be aligned to 4 x the element size (the caller checks).
 
 if SIMULATOR:
     import ctypes
@@ -48,6 +53,36 @@ if SIMULATOR:
     store_i32 = _storer(ctypes.c_int32)
     store_i64 = _storer(ctypes.c_int64)
     store_u8 = _storer(ctypes.c_uint8)
+
+    def _vector_loader(load, size):
+        def load4(addr):
+            return load(addr), load(addr + size), load(addr + 2 * size), load(addr + 3 * size)
+
+        return load4
+
+    def _vector_storer(store, size):
+        def store4(addr, a, b, c, d):
+            store(addr, a)
+            store(addr + size, b)
+            store(addr + 2 * size, c)
+            store(addr + 3 * size, d)
+
+        return store4
+
+    load_f32x4 = _vector_loader(load_f32, 4)
+    load_u16x4 = _vector_loader(load_u16, 2)
+    load_i32x4 = _vector_loader(load_i32, 4)
+    load_u8x4 = _vector_loader(load_u8, 1)
+    store_f32x4 = _vector_storer(store_f32, 4)
+    store_u16x4 = _vector_storer(store_u16, 2)
+    store_i32x4 = _vector_storer(store_i32, 4)
+    store_u8x4 = _vector_storer(store_u8, 1)
+
+    def prefetch_l2(addr, nbytes):
+        """A hint with no effect on results; nothing to simulate."""
+
+    def fresh(value):
+        return value
 
     def f16_bits_to_f32(bits):
         return np.float32(np.array(int(bits) & 0xFFFF, np.uint16).view(np.float16))
@@ -110,6 +145,53 @@ else:
 
         return store
 
+    def _make_vector_load(word, result):
+        """Load 4 consecutive ``word``s with one aligned vector access, each widened to ``result``."""
+
+        @intrinsic
+        def load4(typingctx, addr):
+            if addr != types.int64:
+                return None
+            tuple_type = types.UniTuple(result, 4)
+
+            def codegen(context, builder, sig, args):
+                vector_type = ir.VectorType(word, 4)
+                align = 4 * (word.width // 8 if isinstance(word, ir.IntType) else 4)
+                vector = builder.load(_global_ptr(builder, args[0], vector_type), align=align)
+                target = context.get_value_type(result)
+                lanes = []
+                for lane in range(4):
+                    value = builder.extract_element(vector, ir.Constant(ir.IntType(32), lane))
+                    lanes.append(value if value.type == target else builder.zext(value, target))
+                return context.make_tuple(builder, tuple_type, lanes)
+
+            return tuple_type(types.int64), codegen
+
+        return load4
+
+    def _make_vector_store(word, value_type):
+        """Store 4 ``value_type``s as 4 consecutive ``word``s with one aligned vector access."""
+
+        @intrinsic
+        def store4(typingctx, addr, a, b, c, d):
+            if addr != types.int64 or any(v != value_type for v in (a, b, c, d)):
+                return None
+
+            def codegen(context, builder, sig, args):
+                vector_type = ir.VectorType(word, 4)
+                align = 4 * (word.width // 8 if isinstance(word, ir.IntType) else 4)
+                vector = ir.Constant(vector_type, ir.Undefined)
+                for lane, value in enumerate(args[1:]):
+                    if value.type != word:
+                        value = builder.trunc(value, word)
+                    vector = builder.insert_element(vector, value, ir.Constant(ir.IntType(32), lane))
+                builder.store(vector, _global_ptr(builder, args[0], vector_type), align=align)
+                return context.get_dummy_value()
+
+            return types.void(types.int64, value_type, value_type, value_type, value_type), codegen
+
+        return store4
+
     _f32, _i8, _i16, _i32, _i64 = ir.FloatType(), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
     load_f32 = _make_load(_f32, types.float32)
     load_u16 = _make_load(_i16, types.int32)
@@ -121,6 +203,45 @@ else:
     store_i32 = _make_store(_i32, types.int32)
     store_i64 = _make_store(_i64, types.int64)
     store_u8 = _make_store(_i8, types.int32)
+    load_f32x4 = _make_vector_load(_f32, types.float32)
+    load_u16x4 = _make_vector_load(_i16, types.int32)
+    load_i32x4 = _make_vector_load(_i32, types.int32)
+    load_u8x4 = _make_vector_load(_i8, types.int32)
+    store_f32x4 = _make_vector_store(_f32, types.float32)
+    store_u16x4 = _make_vector_store(_i16, types.int32)
+    store_i32x4 = _make_vector_store(_i32, types.int32)
+    store_u8x4 = _make_vector_store(_i8, types.int32)
+
+    @intrinsic
+    def fresh(typingctx, value):
+        """``value`` as a new SSA value the optimizer cannot see through (one PTX mov).
+
+        A stack move (DUP, SWAP, PICK, ...) otherwise makes two stack variables share
+        one SSA value; at the dispatch loop's join every such pair interferes and the
+        compiler copies the whole stack on every iteration of the dispatch loop.
+        """
+        if value != types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            asm = ir.InlineAsm(ir.FunctionType(ir.FloatType(), [ir.FloatType()]), "mov.b32 $0, $1;", "=f,f")
+            return builder.call(asm, args)
+
+        return types.float32(types.float32), codegen
+
+    @intrinsic
+    def prefetch_l2(typingctx, addr, nbytes):
+        """Ask for ``nbytes`` (a multiple of 16, 16-byte aligned) at ``addr`` in L2 (sm_90+)."""
+        if addr != types.int64 or nbytes != types.int32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            asm_type = ir.FunctionType(ir.VoidType(), [ir.IntType(64), ir.IntType(32)])
+            asm = ir.InlineAsm(asm_type, "cp.async.bulk.prefetch.L2.global [$0], $1;", "l,r", side_effect=True)
+            builder.call(asm, args)
+            return context.get_dummy_value()
+
+        return types.void(types.int64, types.int32), codegen
 
     @intrinsic
     def f16_bits_to_f32(typingctx, bits):

@@ -1,0 +1,39 @@
+"""The kernel's compile-time shape: elements per thread, vector width, L2 prefetch.
+
+One configuration is THE kernel (``DEFAULT``, with prefetch only where the GPU has
+the instruction); others exist so that benchmarks can measure the alternatives in
+the same run. Each configuration is one build, cached on disk like the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    ept: int = 8  # elements per thread per tile; the stack is MAX_DEPTH x ept registers
+    vec: int = 4  # a thread's elements come in runs of vec consecutive ones (one vector access)
+    prefetch: int = 1  # bulk-prefetch into L2 the tile this many grid strides ahead (0: off; sm_90+)
+
+    def __post_init__(self):
+        if self.vec != 4 or self.ept % self.vec or self.ept <= 0:
+            raise ValueError(f"unsupported kernel config {self}: vec must be 4 and divide ept")
+
+    @property
+    def groups(self) -> int:
+        return self.ept // self.vec
+
+    @property
+    def tag(self) -> str:
+        return f"e{self.ept}v{self.vec}p{self.prefetch}"
+
+
+DEFAULT = KernelConfig()
+
+
+def for_capability(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> KernelConfig:
+    """``config`` adjusted to what compute capability ``cc`` can run."""
+    if cc < (9, 0) and config.prefetch:
+        return KernelConfig(config.ept, config.vec, 0)  # cp.async.bulk.prefetch is sm_90+
+    return config
