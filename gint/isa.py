@@ -109,6 +109,12 @@ TABLE: tuple[Instr, ...] = (
     Instr("GT",     23, _N, "a b -- r",       "r := 1.0 if a > b else 0.0",                         "truth(a > b)"),
     Instr("GE",     24, _N, "a b -- r",       "r := 1.0 if a >= b else 0.0",                        "truth(a >= b)"),
     Instr("SELECT", 25, _N, "c a b -- r",     "r := a if c != 0 else b",                            "select(c, a, b)"),
+    Instr("ABS",    26, _N, "a -- r",         "r := |a|",                                           "fabs(a)"),
+    Instr("FLOOR",  27, _N, "a -- r",         "r := largest integer <= a",                          "floor(a)"),
+    Instr("CEIL",   28, _N, "a -- r",         "r := smallest integer >= a",                         "ceil(a)"),
+    Instr("TRUNC",  29, _N, "a -- r",         "r := a rounded toward zero",                         "trunc(a)"),
+    Instr("ROUND",  30, _N, "a -- r",         "r := a rounded to nearest, ties to even",            "rint(a)"),
+    Instr("FLOORDIV", 31, _N, "a b -- r",     "r := floor(a / b) as torch computes it",             "floor_divide(a, b)"),
 )
 # fmt: on
 

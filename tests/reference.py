@@ -41,6 +41,12 @@ COMPUTE = {
     "GT": lambda a, b: _truth(a > b),
     "GE": lambda a, b: _truth(a >= b),
     "SELECT": lambda c, a, b: torch.where(c != 0, a, b),
+    "ABS": torch.abs,
+    "FLOOR": torch.floor,
+    "CEIL": torch.ceil,
+    "TRUNC": torch.trunc,
+    "ROUND": torch.round,
+    "FLOORDIV": lambda a, b: torch.div(a, b, rounding_mode="floor"),
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gint import abi, counters, isa
+from gint import abi, isa, stats
 from gint.host import layout as layouts
 from gint.host.program import Program, encode
 from gint.host.verifier import verify
@@ -43,7 +43,7 @@ class Executable:
         self._code: dict[torch.device, torch.Tensor] = {}
         self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
         self._lock = threading.Lock()
-        counters.bump("programs_built")
+        stats.bump("programs_built")
 
     def plan(self, tensors: Sequence[torch.Tensor]) -> layouts.TensorLayout:
         return layouts.plan(
@@ -104,7 +104,7 @@ def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int],
 
     grid = max(1, min(layout.tiles(SIM_BLOCK * DEFAULT.ept), SIM_MAX_GRID))
     simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
-    counters.bump("launches")
+    stats.bump("launches")
 
 
 _executables: dict[Program, Executable] = {}

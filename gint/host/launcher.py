@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import torch
 
-from gint import counters
+from gint import stats
 from gint.isa import MAX_SLOTS
 from gint.kernel import interpreter
 from gint.kernel.config import DEFAULT, KernelConfig, for_capability
@@ -145,7 +145,7 @@ class KernelLauncher:
             )
         if result != 0:
             self.cu.check(result, "cuLaunchKernel")
-        counters.bump("launches")
+        stats.bump("launches")
 
 
 _launchers: dict[int, KernelLauncher] = {}

@@ -3,19 +3,25 @@
 The stack is the kernel's register file, so scheduling is register allocation in
 disguise:
 
-- A value used more than once (or a load that a later store would clobber) is
-  *held*: computed once into a stack position at the bottom and copied up with
-  PICK wherever it is needed. When its last use has passed its position is dead and
-  the next held value is written into it with POKE, so positions are reused.
+- A value used more than once is *held*: computed once into a stack position below
+  the working area and copied up with PICK wherever it is needed.
+- The work is a sequence of steps: materialize a held value, or evaluate and STORE
+  one output. After each step, held values whose last use has passed are freed; the
+  topmost live held value is moved down into a freed position with one POKE, and
+  freed positions on top are popped, so the stack stays as shallow as the live
+  values allow.
 - Everything else is evaluated in place, operands before operators, choosing the
   operand order that needs fewer stack entries (Sethi-Ullman); non-commutative
   operators evaluated right-first get a SWAP.
 - Constants are re-emitted where used (CONST is as cheap as PICK).
 - Loads go first, held, as many as the stack allows: their memory latencies then
   overlap instead of adding up (a load's value is waited for at its first use).
+- A load of a slot that a store overwrites is held from before that store, so every
+  use reads the old value.
 
 ``schedule`` raises ``StackDepthError`` when the program needs more than
-``isa.MAX_DEPTH`` entries; callers split the work (the conductor) or report it.
+``isa.MAX_DEPTH`` entries even without hoisting; callers split the work (the
+conductor) or report it.
 """
 
 from __future__ import annotations
@@ -30,79 +36,100 @@ class StackDepthError(ValueError):
     """The expressions need more than ``isa.MAX_DEPTH`` stack entries at once."""
 
 
-def _op(name: str, operand: int = 0) -> tuple[int, int]:
-    return isa.BY_NAME[name].opcode, operand
+def _held_nodes(stores: Sequence[Store], hoisted_loads: int) -> tuple[list[Node], set[Node]]:
+    """Nodes to hold, and the hoisted loads among them."""
+    uses: dict[Node, int] = {}
+    everything = postorder([store.value for store in stores])
+    for node in everything:
+        for arg in node.args:
+            uses[arg] = uses.get(arg, 0) + 1
+    for store in stores:
+        uses[store.value] = uses.get(store.value, 0) + 1
+    held = {node for node, count in uses.items() if count > 1 and node.op != "CONST"}
+    loads = [node for node in everything if node.op == "LOAD"]
+    hoisted = set(loads[:hoisted_loads])
+    stored_slots = {store.slot for store in stores}
+    clobbered = {n for n in loads if isa.decode_slot(n.operand)[0] in stored_slots}
+    held |= hoisted | clobbered
+    return [n for n in everything if n in held], hoisted
 
 
 class _Scheduler:
     def __init__(self, stores: Sequence[Store], hoisted_loads: int):
         self.stores = list(stores)
-        self.hoisted_loads = hoisted_loads
         self.code: list[tuple[int, int]] = []
         self.depth = 0
-        self.max_depth = 0
-        self.held: list[Node | None] = []  # bottom positions; None = dead, reusable
+        self.held: list[Node | None] = []  # bottom positions; None = freed
         self.position: dict[Node, int] = {}
         self.need: dict[Node, int] = {}
-        self._plan()
+        held, hoisted = _held_nodes(self.stores, hoisted_loads)
+        self.is_held = set(held)
+        self.steps = self._steps(held, hoisted)
+        self.last_use = self._last_uses()
 
-    # -- analysis ------------------------------------------------------------
+    # -- planning ------------------------------------------------------------
 
-    def _plan(self) -> None:
-        uses: dict[Node, int] = {}
-        self.first_use: dict[Node, int] = {}
-        self.last_use: dict[Node, int] = {}
-        for index, store in enumerate(self.stores):
-            for node in postorder([store.value]):
-                self.first_use.setdefault(node, index)
-                self.last_use[node] = index
-            uses[store.value] = uses.get(store.value, 0) + 1
-        for node in postorder([store.value for store in self.stores]):
-            for arg in node.args:
-                uses[arg] = uses.get(arg, 0) + 1
-        # A value is held if used twice; a load of a slot that some store overwrites
-        # is held from before that store, so every use reads the old value.
-        self.hold_at: dict[Node, int] = {
-            node: self.first_use[node] for node, count in uses.items() if count > 1 and node.op != "CONST"
-        }
-        first_store = {}
+    def _steps(self, held: list[Node], hoisted: set[Node]) -> list[tuple[str, object]]:
+        """("hold", node) and ("store", store) steps in execution order."""
+        steps: list[tuple[str, object]] = [("hold", n) for n in held if n in hoisted]
+        done = set(hoisted)
+        first_store: dict[int, int] = {}
         for index, store in enumerate(self.stores):
             first_store.setdefault(store.slot, index)
-        for node in self.first_use:
-            if node.op == "LOAD":
-                slot, _ = isa.decode_slot(node.operand)
-                clobber = first_store.get(slot)
-                if clobber is not None and self.last_use[node] > clobber:
-                    self.hold_at[node] = min(self.hold_at.get(node, clobber), clobber)
-                    self.last_use[node] = max(self.last_use[node], clobber)
+        for index, store in enumerate(self.stores):
+            # loads of slots stored from here on must be held before this store
+            due = [
+                n
+                for n in held
+                if n.op == "LOAD" and first_store.get(isa.decode_slot(n.operand)[0]) == index
+            ]
+            due += [n for n in postorder([store.value]) if n in self.is_held]
+            for node in due:
+                if node not in done:
+                    done.add(node)
+                    steps.append(("hold", node))
+            steps.append(("store", store))
+        return steps
 
-        # Loads issued up front are in flight together: one memory round trip, not one
-        # per load. The first ``hoisted_loads`` loads (in order of use) are held from the start.
-        loads = [n for n in postorder([st.value for st in self.stores]) if n.op == "LOAD"]
-        for node in loads[: self.hoisted_loads]:
-            self.hold_at[node] = 0
+    def _references(self, root: Node, top_level: bool) -> set[Node]:
+        """Held nodes that evaluating ``root`` reads directly (stops at held nodes)."""
+        found: set[Node] = set()
+        stack = list(root.args) if top_level else [root]
+        while stack:
+            node = stack.pop()
+            if node in self.is_held:
+                found.add(node)
+            else:
+                stack.extend(node.args)
+        return found
+
+    def _last_uses(self) -> dict[Node, int]:
+        last: dict[Node, int] = {}
+        for index, (kind, item) in enumerate(self.steps):
+            refs = self._references(item, True) if kind == "hold" else self._references(item.value, False)
+            for node in refs:
+                last[node] = index
+        return last
 
     def _need(self, node: Node) -> int:
         """Stack entries needed to evaluate ``node`` on top of the stack."""
         if node in self.position or node.is_leaf:
             return 1
-        if node in self.need:
-            return self.need[node]
-        needs = [self._need(arg) for arg in node.args]
-        best = max(n + i for i, n in enumerate(needs))
-        if len(needs) == 2:
-            best = min(best, max(needs[1], needs[0] + 1))
-        self.need[node] = best
-        return best
+        if node not in self.need:
+            needs = [self._need(arg) for arg in node.args]
+            best = max(n + i for i, n in enumerate(needs))
+            if len(needs) == 2:
+                best = min(best, max(needs[1], needs[0] + 1))
+            self.need[node] = best
+        return self.need[node]
 
     # -- emission ------------------------------------------------------------
 
     def _emit(self, name: str, operand: int = 0) -> None:
         ins = isa.BY_NAME[name]
-        self.code.append(_op(name, operand))
+        self.code.append((ins.opcode, operand))
         self.depth += ins.pushes - ins.pops
-        self.max_depth = max(self.max_depth, self.depth)
-        if self.max_depth > isa.MAX_DEPTH:
+        if self.depth > isa.MAX_DEPTH:
             raise StackDepthError(
                 f"needs more than {isa.MAX_DEPTH} stack entries; split the computation into smaller programs"
             )
@@ -115,6 +142,9 @@ class _Scheduler:
         if node.is_leaf:
             self._emit(node.op, node.operand)
             return
+        self._compute(node)
+
+    def _compute(self, node: Node) -> None:
         args = node.args
         if len(args) == 2 and self._need(args[1]) > self._need(args[0]):
             self._push(args[1])
@@ -127,7 +157,10 @@ class _Scheduler:
         self._emit(node.op, node.operand)
 
     def _hold(self, node: Node) -> None:
-        self._push(node)
+        if node.is_leaf:
+            self._emit(node.op, node.operand)
+        else:
+            self._compute(node)
         if None in self.held:
             position = self.held.index(None)
             self._emit("POKE", self.depth - 2 - position)
@@ -137,24 +170,29 @@ class _Scheduler:
         self.held[position] = node
         self.position[node] = position
 
-    def _release(self, index: int) -> None:
+    def _release(self, step: int) -> None:
         for position, node in enumerate(self.held):
-            if node is not None and self.last_use[node] <= index:
+            if node is not None and self.last_use.get(node, -1) <= step:
                 self.held[position] = None
                 del self.position[node]
-        while self.held and self.held[-1] is None:
-            self.held.pop()
-            self._emit("POP")
+        while self.held and (self.held[-1] is None or None in self.held):
+            if self.held[-1] is None:
+                self.held.pop()
+                self._emit("POP")
+                continue
+            hole = self.held.index(None)  # move the top held value down into the hole
+            node = self.held.pop()
+            self._emit("POKE", self.depth - 2 - hole)
+            self.held[hole] = node
+            self.position[node] = hole
 
     def run(self) -> list[tuple[int, int]]:
-        for index, store in enumerate(self.stores):
-            due = [n for n in postorder([store.value]) if self.hold_at.get(n) == index]
-            due += [n for n, at in self.hold_at.items() if at == index and n not in due]
-            for node in due:
-                if node not in self.position:
-                    self._hold(node)
-            self._push(store.value)
-            self._emit("STORE", isa.encode_slot(store.slot, store.offset))
+        for index, (kind, item) in enumerate(self.steps):
+            if kind == "hold":
+                self._hold(item)
+            else:
+                self._push(item.value)
+                self._emit("STORE", isa.encode_slot(item.slot, item.offset))
             self._release(index)
         for _ in range(len(self.held)):
             self._emit("POP")

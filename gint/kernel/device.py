@@ -37,12 +37,14 @@ from gint.kernel.memory import (
     store_u16,
     store_u16x4,
 )
+from gint.kernel.mathfn import ceil, copysign, fabs, floor, fmod, rint, trunc  # noqa: F401  (named by gint.isa)
 from gint.kernel.target import SIMULATOR
 
 float32, int32, int64 = np.float32, np.int32, np.int64
 
 _ZERO = float32(0.0)
 _ONE = float32(1.0)
+_HALF = float32(0.5)
 _BF16_NAN = int32(0x7FC0)
 _I32_LIMIT = float32(2147483648.0)  # 2**31, exactly representable
 _I64_LIMIT = float32(9223372036854775808.0)  # 2**63
@@ -269,6 +271,23 @@ def minimum(a, b):
 def maximum(a, b):
     """torch.maximum: nan if either operand is nan."""
     return a if (a > b or a != a) else b
+
+
+@device
+def floor_divide(a, b):
+    """torch.div(a, b, rounding_mode='floor') for floats: exact where floor(a / b) is not."""
+    if b == _ZERO:
+        return a / b
+    mod = fmod(a, b)
+    div = (a - mod) / b
+    if mod != _ZERO and (b < _ZERO) != (mod < _ZERO):
+        div = div - _ONE
+    if div != _ZERO:
+        result = floor(div)
+        if div - result > _HALF:
+            result = result + _ONE
+        return result
+    return copysign(_ZERO, a / b)
 
 
 if SIMULATOR:

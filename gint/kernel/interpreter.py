@@ -25,7 +25,7 @@ import types as pytypes
 from functools import lru_cache
 from pathlib import Path
 
-from gint import abi, counters
+from gint import abi, stats
 from gint.isa import MAX_SLOTS
 from gint.kernel import codegen
 from gint.kernel.config import DEFAULT, KernelConfig, for_capability
@@ -71,7 +71,7 @@ def simulator_kernel(config: KernelConfig = DEFAULT):
         raise RuntimeError("simulator_kernel() needs NUMBA_ENABLE_CUDASIM=1 set before numba is imported")
     from numba import cuda
 
-    counters.bump("kernel_builds")
+    stats.bump("kernel_builds")
     return cuda.jit(getattr(kernel_module(config), abi.KERNEL_NAME))
 
 
@@ -125,7 +125,7 @@ def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> str:
         function = getattr(kernel_module(config), abi.KERNEL_NAME)
         with _device_functions_for(cc):
             text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
-        counters.bump("kernel_builds")
+        stats.bump("kernel_builds")
         _write_atomic(path, text)
         return text
 

@@ -1,4 +1,4 @@
-"""Process-wide event counters, for tests and for ``gint.counters()``."""
+"""Process-wide event counters, read through ``gint.counters()``."""
 
 from __future__ import annotations
 

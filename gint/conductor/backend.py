@@ -1,0 +1,150 @@
+"""The ``torch.compile`` backend ``"gint"``.
+
+Dynamo's graph is lowered by AOT autograd to core ATen (``torch._decomp``), forward
+and backward alike; each ATen graph is partitioned (``GraphPartitioner``), every
+partition is compiled to bytecode (``GintCompiler``) and replaced in the graph by a
+call to its ``GintCompiledSubgraph``; all other nodes stay in the graph and run
+eagerly, in graph order.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+
+import torch
+import torch.fx
+from functorch.compile import make_boxed_func
+from torch._decomp import core_aten_decompositions
+from torch._functorch.aot_autograd import aot_module_simplified
+from torch.fx.passes.tools_common import stable_topological_sort
+
+from gint import stats
+from gint.conductor.compiler import GintCompiler
+from gint.conductor.options import Options
+from gint.conductor.partitioner import GraphPartitioner, boundary
+from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report
+from gint.kernel.target import SIMULATOR
+
+log = logging.getLogger("gint")
+
+
+def target_device() -> torch.device | None:
+    """Where gint runs: CPU tensors under the simulator, else CUDA (None: nowhere)."""
+    if SIMULATOR:
+        return torch.device("cpu")
+    return torch.device("cuda") if torch.cuda.is_available() else None
+
+
+def is_compute(node: torch.fx.Node) -> bool:
+    """Nodes that compute values (not placeholders, outputs, getitem or views)."""
+    if node.op != "call_function" or node.target is operator.getitem:
+        return False
+    return not getattr(node.target, "is_view", False)
+
+
+def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, name: str) -> None:
+    """Replace ``nodes`` by one call of ``compiled`` and a getitem per output."""
+    edge = boundary(nodes)
+    compiled.__name__ = name
+    with gm.graph.inserting_after(nodes[-1]):
+        call = gm.graph.call_function(compiled, tuple(edge.inputs))
+    previous = call
+    for k, out in enumerate(edge.outputs):
+        with gm.graph.inserting_after(previous):
+            item = gm.graph.call_function(operator.getitem, (call, k))
+        item.meta = dict(out.meta)
+        out.replace_all_uses_with(item)
+        previous = item
+    for node in reversed(nodes):
+        gm.graph.erase_node(node)
+
+
+def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options):
+    """Compile one ATen graph (forward, backward or inference) for gint."""
+    device = target_device()
+    plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
+    compute = [n for n in gm.graph.nodes if is_compute(n)]
+    report = active_report.get()
+    compiler = GintCompiler()
+    gint_nodes = 0
+    for index, nodes in enumerate(plan.partitions):
+        if len(nodes) < options.min_ops:
+            for node in nodes:
+                plan.fallback[node] = f"in a group of {len(nodes)} op(s), below min_ops={options.min_ops}"
+            continue
+        compiled = compiler.compile(nodes)
+        gint_nodes += len(nodes)
+        if report is not None:
+            report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly))
+        _replace(gm, nodes, compiled, f"gint_subgraph_{index}")
+    fallback = [(n, reason) for n, reason in plan.fallback.items() if is_compute(n)]
+    stats.bump("graphs_compiled")
+    stats.bump("fallback_nodes", len(fallback))
+    if report is not None:
+        report.graphs += 1
+        report.compute_nodes += len(compute)
+        report.gint_nodes += gint_nodes
+        report.fallback += [FallbackReport(n.name, str(n.target), reason) for n, reason in fallback]
+    stable_topological_sort(gm)
+    gm.graph.lint()
+    gm.recompile()
+    log.debug("gint: compiled a graph: %d of %d compute nodes in gint", gint_nodes, len(compute))
+    # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
+    # graph runs inside a frame it is watching (e.g. a backward after a graph break).
+    return make_boxed_func(torch._dynamo.disable(gm.forward))
+
+
+@functools.lru_cache(maxsize=1)
+def decompositions():
+    return core_aten_decompositions()
+
+
+def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):
+    """The ``torch.compile`` backend: ``torch.compile(fn, backend="gint", options={...})``.
+
+    Options are validated (``gint.conductor.options.Options``); an unknown one is an error.
+    """
+    if mode not in (None, "default"):
+        raise ValueError(f"the gint backend has no mode {mode!r}; use options={{...}} instead")
+    parsed = Options.parse(options)
+    compiler = functools.partial(compile_graph, options=parsed)
+    return aot_module_simplified(
+        gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=decompositions()
+    )
+
+
+def register_backend(name: str = "gint") -> None:
+    """Make ``backend=name`` available to ``torch.compile`` (idempotent).
+
+    Installing the package already registers ``"gint"`` through the
+    ``torch_dynamo_backends`` entry point; this is for source checkouts and aliases.
+    """
+    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend as register
+
+    if _COMPILER_FNS.get(name) is gint_backend:
+        return
+    if name in _COMPILER_FNS:
+        raise ValueError(f"a different torch.compile backend is already registered as {name!r}")
+    register(gint_backend, name=name)
+
+
+def explain(fn, *args, **kwargs) -> Report:
+    """Run ``fn(*args, **kwargs)`` through the gint backend and report what ran where.
+
+    The report has ``.subgraphs`` (``.ops``, ``.num_tensors``, ``.disassembly``),
+    ``.fallback`` (node, op and reason for each node that ran eagerly) and
+    ``.coverage``; ``print(report)`` shows a table. ``fn`` is compiled afresh.
+    """
+
+    def backend(gm, example_inputs):  # a new backend object: dynamo compiles anew
+        return gint_backend(gm, example_inputs)
+
+    report = Report()
+    token = active_report.set(report)
+    try:
+        torch.compile(fn, backend=backend)(*args, **kwargs)
+    finally:
+        active_report.reset(token)
+    return report

@@ -1,0 +1,51 @@
+"""``GintCompiler``: one partition of an ATen graph -> verified bytecode, ready to launch.
+
+The partition's nodes become expression stores (``lowering``), the stores become a
+stack program (``gint.host.stackcode``), the program is verified and encoded once
+(``gint.host.executor.prepare``). Programs are cached by the structure of the
+expressions, so the same graph compiled twice (or the same pattern in two graphs)
+builds its bytecode once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+import torch.fx
+
+from gint.conductor import lowering
+from gint.conductor.partitioner import boundary, build_stores
+from gint.conductor.subgraph import GintCompiledSubgraph, OutputSpec
+from gint.host import executor, stackcode
+from gint.host.program import Program
+
+
+class GintCompiler:
+    """Compiles partitions to ``GintCompiledSubgraph``s; caches programs by structure."""
+
+    _programs: dict[tuple, Program] = {}
+    _lock = threading.Lock()
+
+    def program_for(self, stores: list, slot_names: tuple[str, ...]) -> Program:
+        key = (tuple(stores), len(slot_names))
+        program = self._programs.get(key)
+        if program is None:
+            program = Program(tuple(stackcode.schedule(stores)), slot_names)
+            with self._lock:
+                program = self._programs.setdefault(key, program)
+        return program
+
+    def compile(self, nodes: list[torch.fx.Node]) -> GintCompiledSubgraph:
+        edge = boundary(nodes)
+        stores = build_stores(nodes, edge)
+        names = tuple(n.name for n in edge.inputs) + tuple(n.name for n in edge.outputs)
+        program = self.program_for(stores, names)
+        executable = executor.prepare(program)
+        outputs = [OutputSpec.of(lowering.tensor_meta(node)) for node in edge.outputs]
+        return GintCompiledSubgraph(
+            executable,
+            inputs=[lowering.tensor_meta(node) for node in edge.inputs],
+            outputs=outputs,
+            ops=[str(node.target) for node in nodes],
+        )

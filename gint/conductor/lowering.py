@@ -1,0 +1,213 @@
+"""ATen operators -> gint expressions, as a registry: adding an operator is one entry.
+
+Each lowering takes the operator's arguments (expression ``Node``s for tensors, plain
+Python numbers for scalars) and returns the ``Node`` of its result. Values are
+float32 inside the kernel, so support is decided per FX node by
+``unsupported_reason``: every tensor it touches has a dtype the tensor table knows,
+and its result is floating point or bool (an integer result computed in float32
+could be wrong beyond 2**24, so such nodes run eagerly).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+
+import torch
+import torch.fx
+
+from gint import abi
+from gint.host import expr
+from gint.host.expr import Node
+
+aten = torch.ops.aten
+
+Lowering = Callable[..., Node]
+LOWERINGS: dict[torch._ops.OpOverload, Lowering] = {}
+RESULT_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.bool})
+
+
+class Unsupported(Exception):
+    """This use of an operator cannot run in gint; the message says why."""
+
+
+def lower(*ops):
+    """Register the decorated function as the lowering of ``ops``."""
+
+    def register(fn: Lowering) -> Lowering:
+        for op in ops:
+            LOWERINGS[op] = fn
+        return fn
+
+    return register
+
+
+def value(x) -> Node:
+    """A tensor's expression, or a Python number as a float32 immediate."""
+    if isinstance(x, Node):
+        return x
+    if isinstance(x, bool | numbers.Real) and not isinstance(x, torch.SymFloat | torch.SymInt):
+        return expr.const(float(x))
+    raise Unsupported(f"argument {x!r} of type {type(x).__name__} is neither a tensor nor a constant number")
+
+
+def _op(name: str, *args) -> Node:
+    return expr.apply(name, *(value(a) for a in args))
+
+
+def _scaled(b, alpha) -> Node:
+    return value(b) if alpha == 1 else _op("MUL", b, alpha)
+
+
+# ------------------------------------------------------------------ arithmetic
+
+
+@lower(aten.add.Tensor, aten.add.Scalar)
+def _add(a, b, alpha=1):
+    return _op("ADD", a, _scaled(b, alpha))
+
+
+@lower(aten.sub.Tensor, aten.sub.Scalar)
+def _sub(a, b, alpha=1):
+    return _op("SUB", a, _scaled(b, alpha))
+
+
+@lower(aten.rsub.Tensor, aten.rsub.Scalar)
+def _rsub(a, b, alpha=1):
+    return _op("SUB", b, _scaled(a, alpha))
+
+
+@lower(aten.mul.Tensor, aten.mul.Scalar)
+def _mul(a, b):
+    return _op("MUL", a, b)
+
+
+@lower(aten.div.Tensor, aten.div.Scalar, aten.div.Tensor_mode, aten.div.Scalar_mode)
+def _div(a, b, rounding_mode=None):
+    if rounding_mode is None:
+        return _op("DIV", a, b)
+    if rounding_mode == "trunc":
+        return _op("TRUNC", _op("DIV", a, b))
+    if rounding_mode == "floor":
+        return _op("FLOORDIV", a, b)
+    raise Unsupported(f"rounding_mode={rounding_mode!r}")
+
+
+@lower(aten.neg.default)
+def _neg(a):
+    return _op("NEG", a)
+
+
+@lower(aten.abs.default)
+def _abs(a):
+    return _op("ABS", a)
+
+
+@lower(aten.floor.default)
+def _floor(a):
+    return _op("FLOOR", a)
+
+
+@lower(aten.ceil.default)
+def _ceil(a):
+    return _op("CEIL", a)
+
+
+@lower(aten.trunc.default)
+def _trunc(a):
+    return _op("TRUNC", a)
+
+
+@lower(aten.round.default)
+def _round(a):
+    return _op("ROUND", a)
+
+
+@lower(aten.maximum.default)
+def _maximum(a, b):
+    return _op("MAX", a, b)
+
+
+@lower(aten.minimum.default)
+def _minimum(a, b):
+    return _op("MIN", a, b)
+
+
+@lower(aten.relu.default)
+def _relu(a):
+    return _op("MAX", a, 0.0)
+
+
+@lower(aten.where.self)
+def _where(condition, a, b):
+    return _op("SELECT", condition, a, b)
+
+
+def _comparison(name: str):
+    def compare(a, b):
+        return _op(name, a, b)
+
+    return compare
+
+
+for _name, _ops in {
+    "EQ": (aten.eq.Tensor, aten.eq.Scalar),
+    "NE": (aten.ne.Tensor, aten.ne.Scalar),
+    "LT": (aten.lt.Tensor, aten.lt.Scalar),
+    "LE": (aten.le.Tensor, aten.le.Scalar),
+    "GT": (aten.gt.Tensor, aten.gt.Scalar),
+    "GE": (aten.ge.Tensor, aten.ge.Scalar),
+}.items():
+    lower(*_ops)(_comparison(_name))
+
+
+# ------------------------------------------------------------- FX node support
+
+
+def tensor_meta(node) -> torch.Tensor | None:
+    """The FakeTensor an FX node produces, if it produces one tensor."""
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return val if isinstance(val, torch.Tensor) else None
+
+
+def unsupported_reason(node: torch.fx.Node, device: torch.device | None) -> str | None:
+    """Why ``node`` cannot run in gint on ``device`` (None: it can)."""
+    if node.op != "call_function":
+        return f"{node.op} node"
+    if node.target not in LOWERINGS:
+        return "no gint lowering for this operator"
+    out = tensor_meta(node)
+    if out is None:
+        return "does not produce a single tensor"
+    if out.dtype not in RESULT_DTYPES:
+        return f"result dtype {out.dtype} (gint computes in float32; integer or float64 results stay eager)"
+    for arg in [*node.args, *node.kwargs.values()]:
+        if isinstance(arg, torch.fx.Node):
+            meta = tensor_meta(arg)
+            if meta is None:
+                return f"argument {arg.name} is not a tensor"
+            if meta.dtype not in abi.DTYPE_CODE:
+                return f"argument {arg.name} has dtype {meta.dtype}"
+            if meta.device != out.device:
+                return f"argument {arg.name} is on {meta.device}, the result on {out.device}"
+        elif isinstance(arg, (list, tuple)) and any(isinstance(a, torch.fx.Node) for a in arg):
+            return "takes a list of tensors"
+        elif isinstance(arg, torch.SymInt | torch.SymFloat | torch.SymBool):
+            return "takes a symbolic scalar"
+    if device is None or out.device.type != device.type:
+        where = "nowhere here (no GPU, simulator off)" if device is None else f"on {device.type}"
+        return f"runs on {out.device}; gint runs {where}"
+    if any(d == 0 for d in out.shape if isinstance(d, int)):
+        return "empty result"
+    return None
+
+
+def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
+    """The expression of ``node`` given the expressions of its tensor arguments."""
+
+    def resolve(arg):
+        return env[arg] if isinstance(arg, torch.fx.Node) else arg
+
+    args = [resolve(a) for a in node.args]
+    kwargs = {k: resolve(v) for k, v in node.kwargs.items()}
+    return LOWERINGS[node.target](*args, **kwargs)

@@ -1,0 +1,40 @@
+"""Backend options, as given to ``torch.compile(..., backend="gint", options={...})``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from gint.isa import MAX_SLOTS
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated options of the gint backend.
+
+    - ``max_tensors``: most tensors one subgraph may read and write (1-8, default 8).
+    - ``min_ops``: smallest number of operators worth a gint launch; smaller groups
+      run eagerly (default 1).
+    """
+
+    max_tensors: int = MAX_SLOTS
+    min_ops: int = 1
+
+    @classmethod
+    def parse(cls, options: dict | None) -> Options:
+        options = dict(options or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown gint option(s) {unknown}; known: {sorted(known)}")
+        for name, value in options.items():
+            expected = known[name].type
+            if expected == "bool" and not isinstance(value, bool):
+                raise TypeError(f"gint option {name!r} must be a bool, got {value!r}")
+            if expected == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"gint option {name!r} must be an int, got {value!r}")
+        parsed = cls(**options)
+        if not 2 <= parsed.max_tensors <= MAX_SLOTS:
+            raise ValueError(f"gint option 'max_tensors' must be in 2..{MAX_SLOTS}, got {parsed.max_tensors}")
+        if parsed.min_ops < 1:
+            raise ValueError(f"gint option 'min_ops' must be >= 1, got {parsed.min_ops}")
+        return parsed

@@ -1,0 +1,148 @@
+"""Which FX nodes run in gint, grouped into subgraphs the kernel can run in one launch.
+
+``GraphPartitioner`` extends torch.fx's ``CapabilityBasedPartitioner`` (which forms
+maximal acyclic groups of supported nodes) with gint's own constraints, applied by
+splitting each proposed group into consecutive runs in topological order:
+
+- at most ``max_tensors`` tensors cross the subgraph boundary (inputs + outputs;
+  intermediates stay in registers and do not count);
+- every output has the shape of the whole iteration domain (the broadcast of all
+  inputs), and every input broadcasts to it;
+- the expressions fit on the kernel's stack.
+
+A contiguous run of a topological order cannot create a cycle, so splitting keeps
+partitions acyclic; everything is deterministic (graph order). The result is plain
+data: ``Plan`` with the partitions and the reason each other node stays eager.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+from gint.conductor import lowering
+from gint.host import expr, stackcode
+
+log = logging.getLogger("gint")
+
+
+@dataclass
+class Plan:
+    """The partitioner's result: node groups for gint, and the eager nodes' reasons."""
+
+    partitions: list[list[torch.fx.Node]]
+    fallback: dict[torch.fx.Node, str] = field(default_factory=dict)
+
+
+class GintOperatorSupport(OperatorSupportBase):
+    """Supported = has a lowering, and dtypes and devices gint can run (reasons kept)."""
+
+    def __init__(self, device: torch.device | None):
+        self.device = device
+        self.reasons: dict[torch.fx.Node, str] = {}
+
+    def is_node_supported(self, submodules, node: torch.fx.Node) -> bool:
+        reason = lowering.unsupported_reason(node, self.device)
+        if reason is not None:
+            self.reasons[node] = reason
+        return reason is None
+
+
+@dataclass
+class Boundary:
+    inputs: list[torch.fx.Node]
+    outputs: list[torch.fx.Node]
+
+
+def boundary(nodes: list[torch.fx.Node]) -> Boundary:
+    """Tensors flowing into and out of ``nodes`` (in graph order)."""
+    inside = set(nodes)
+    inputs: dict[torch.fx.Node, None] = {}
+    for node in nodes:
+        for arg in node.all_input_nodes:
+            if arg not in inside:
+                inputs[arg] = None
+    outputs = [n for n in nodes if any(user not in inside for user in n.users)]
+    return Boundary(list(inputs), outputs)
+
+
+def build_stores(nodes: list[torch.fx.Node], edge: Boundary) -> list[expr.Store]:
+    """The expression stores of a subgraph: inputs are slots 0.., outputs follow."""
+    env: dict[torch.fx.Node, expr.Node] = {arg: expr.load(slot) for slot, arg in enumerate(edge.inputs)}
+    for node in nodes:
+        env[node] = lowering.lower_node(node, env)
+    first = len(edge.inputs)
+    return [expr.Store(first + k, env[out]) for k, out in enumerate(edge.outputs)]
+
+
+def violation(nodes: list[torch.fx.Node], max_tensors: int) -> str | None:
+    """Why ``nodes`` cannot be one gint subgraph (None: they can)."""
+    edge = boundary(nodes)
+    count = len(edge.inputs) + len(edge.outputs)
+    if count > max_tensors:
+        return f"{count} tensors cross the boundary (at most {max_tensors})"
+    metas = [lowering.tensor_meta(n) for n in edge.inputs + edge.outputs]
+    try:
+        domain = tuple(torch.broadcast_shapes(*(m.shape for m in metas)))
+    except RuntimeError:
+        return "tensor shapes do not broadcast together"
+    for out in edge.outputs:
+        if tuple(lowering.tensor_meta(out).shape) != domain:
+            return f"{out.name} has shape {tuple(lowering.tensor_meta(out).shape)}, not the domain {domain}"
+    try:
+        stackcode.schedule(build_stores(nodes, edge))
+    except stackcode.StackDepthError as error:
+        return str(error)
+    except lowering.Unsupported as error:
+        return str(error)
+    return None
+
+
+class GraphPartitioner:
+    """Partitions an ATen FX graph into gint subgraphs and eager nodes."""
+
+    def __init__(self, gm: torch.fx.GraphModule, *, max_tensors: int = 8, device: torch.device | None = None):
+        self.gm = gm
+        self.max_tensors = max_tensors
+        self.support = GintOperatorSupport(device)
+
+    def plan(self) -> Plan:
+        proposer = CapabilityBasedPartitioner(self.gm, self.support, allows_single_node_partition=True)
+        order = {node: i for i, node in enumerate(self.gm.graph.nodes)}
+        proposed = sorted(
+            (sorted(p.nodes, key=order.__getitem__) for p in proposer.propose_partitions()),
+            key=lambda nodes: order[nodes[0]],
+        )
+        eager = {n: why for n, why in self.support.reasons.items() if n.op == "call_function"}
+        plan = Plan([], eager)
+        for nodes in proposed:
+            self._split(nodes, plan)
+        for node in plan.fallback:
+            log.debug("gint: %s (%s) runs eagerly: %s", node.name, node.target, plan.fallback[node])
+        for i, part in enumerate(plan.partitions):
+            log.debug("gint: subgraph %d: %s", i, [n.name for n in part])
+        return plan
+
+    def _split(self, nodes: list[torch.fx.Node], plan: Plan) -> None:
+        run: list[torch.fx.Node] = []
+        for node in nodes:
+            reason = violation(run + [node], self.max_tensors)
+            if reason is None:
+                run.append(node)
+                continue
+            if run:
+                log.debug("gint: subgraph ends before %s: %s", node.name, reason)
+                plan.partitions.append(run)
+            alone = violation([node], self.max_tensors)
+            if alone is None:
+                run = [node]
+            else:
+                plan.fallback[node] = alone
+                run = []
+        if run:
+            plan.partitions.append(run)

@@ -1,0 +1,55 @@
+"""What the backend did with a function: ``gint.explain``'s report."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SubgraphReport:
+    ops: list[str]  # ATen operator names, graph order
+    num_tensors: int  # tensors crossing the subgraph boundary
+    disassembly: str
+
+
+@dataclass(frozen=True)
+class FallbackReport:
+    node: str
+    op: str
+    reason: str
+
+
+@dataclass
+class Report:
+    """Subgraphs that ran in gint, nodes that ran eagerly (with reasons), coverage."""
+
+    subgraphs: list[SubgraphReport] = field(default_factory=list)
+    fallback: list[FallbackReport] = field(default_factory=list)
+    graphs: int = 0
+    compute_nodes: int = 0
+    gint_nodes: int = 0
+
+    @property
+    def coverage(self) -> float:
+        """Share of compute nodes that ran in gint (1.0 for a graph without compute)."""
+        return self.gint_nodes / self.compute_nodes if self.compute_nodes else 1.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"gint: {self.graphs} graph(s), {len(self.subgraphs)} gint subgraph(s), "
+            f"coverage {self.coverage:.0%} ({self.gint_nodes}/{self.compute_nodes} compute nodes)"
+        ]
+        if self.subgraphs:
+            lines.append(f"  {'#':>3}  {'tensors':>7}  ops")
+            for i, sub in enumerate(self.subgraphs):
+                lines.append(f"  {i:>3}  {sub.num_tensors:>7}  {', '.join(sub.ops)}")
+        if self.fallback:
+            lines.append(f"  eager: {'node':<24} {'op':<32} reason")
+            for fb in self.fallback:
+                lines.append(f"         {fb.node:<24} {fb.op:<32} {fb.reason}")
+        return "\n".join(lines)
+
+
+# The report that backend compilations append to while gint.explain runs.
+active_report: contextvars.ContextVar[Report | None] = contextvars.ContextVar("gint_report", default=None)
