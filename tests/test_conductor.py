@@ -231,3 +231,32 @@ def test_partitioner_alone_on_a_traced_graph():
         [torch.ops.aten.mul.Tensor],
     ]
     assert [n.target for n in plan.fallback] == [torch.ops.aten.cumsum.default]
+
+
+def test_installed_entry_point_registers_the_backend(tmp_path):
+    """`pip install` alone makes backend="gint" work, in a fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "x = torch.randn(64)\n"
+        "torch.testing.assert_close(torch.compile(lambda a: a * 3 + 1, backend='gint')(x), x * 3 + 1)\n"
+        "import gint; assert gint.counters()['launches'] == 1, gint.counters()\n"
+    )
+    env = {**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_main_job_runs(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gint", "--size", "1000"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "check against eager PyTorch: OK" in result.stdout
+    assert "bytecode of subgraph 0" in result.stdout

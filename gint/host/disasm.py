@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from gint import isa
 from gint.host.program import Program
 
@@ -35,8 +37,9 @@ def format_operand(ins: isa.Instr, operand: int) -> str:
         return f"%{slot}" + (f"{offset:+d}" if offset else "")
     if kind is isa.Operand.F32:
         value = isa.bits_f32(operand)
-        if not math.isnan(value) and isa.f32_bits(value) == operand:
-            return repr(value)
+        shortest = str(np.float32(value))  # the shortest text that reads back as this float32
+        if not math.isnan(value) and isa.f32_bits(float(shortest)) == operand:
+            return shortest
         return f"0x{operand & 0xFFFFFFFF:08x}"
     return str(operand)
 

@@ -24,7 +24,9 @@ def main(argv=None) -> int:
     major, minor = (int(p) for p in args.cc.split("."))
     report = measure((major, minor))
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        from gint.kernel.resources import kernel_abi
+
+        print(json.dumps({**report.as_dict(), "abi": kernel_abi((major, minor))}, indent=2))
     else:
         print(report.ptxas)
         print(

@@ -16,6 +16,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
+def kernel_abi(cc: tuple[int, int] = (9, 0)) -> dict:
+    """The kernel's parameter list as PTX sees it, and Numba's array argument layout:
+    the raw launcher (``gint.host.launcher``) packs parameters by hand and relies on both."""
+    from numba import types
+    from numba.cuda.descriptor import cuda_target
+
+    from gint.kernel import interpreter
+
+    model = cuda_target.target_context.data_model_manager[types.int32[::1]]
+    return {"params": interpreter.entry_params(interpreter.ptx(cc)), "array_fields": list(model._fields)}
+
+
 @dataclass(frozen=True)
 class Resources:
     arch: str
