@@ -59,15 +59,16 @@ class Boundary:
     outputs: list[torch.fx.Node]
 
 
-def boundary(nodes: list[torch.fx.Node]) -> Boundary:
-    """Tensors flowing into and out of ``nodes`` (in graph order)."""
+def boundary(nodes: list[torch.fx.Node], pending: frozenset = frozenset()) -> Boundary:
+    """Tensors flowing into and out of ``nodes`` (in graph order). Users in ``pending``
+    (nodes that may still join) do not make a node an output."""
     inside = set(nodes)
     inputs: dict[torch.fx.Node, None] = {}
     for node in nodes:
         for arg in node.all_input_nodes:
             if arg not in inside:
                 inputs[arg] = None
-    outputs = [n for n in nodes if any(user not in inside for user in n.users)]
+    outputs = [n for n in nodes if any(user not in inside and user not in pending for user in n.users)]
     return Boundary(list(inputs), outputs)
 
 
@@ -80,9 +81,10 @@ def build_stores(nodes: list[torch.fx.Node], edge: Boundary) -> list[expr.Store]
     return [expr.Store(first + k, env[out]) for k, out in enumerate(edge.outputs)]
 
 
-def violation(nodes: list[torch.fx.Node], max_tensors: int) -> str | None:
-    """Why ``nodes`` cannot be one gint subgraph (None: they can)."""
-    edge = boundary(nodes)
+def violation(nodes: list[torch.fx.Node], max_tensors: int, pending: frozenset = frozenset()) -> str | None:
+    """Why ``nodes`` cannot be one gint subgraph (None: they can), assuming the
+    ``pending`` nodes will join it too."""
+    edge = boundary(nodes, pending)
     count = len(edge.inputs) + len(edge.outputs)
     if count > max_tensors:
         return f"{count} tensors cross the boundary (at most {max_tensors})"
@@ -129,20 +131,28 @@ class GraphPartitioner:
         return plan
 
     def _split(self, nodes: list[torch.fx.Node], plan: Plan) -> None:
-        run: list[torch.fx.Node] = []
-        for node in nodes:
-            reason = violation(run + [node], self.max_tensors)
-            if reason is None:
-                run.append(node)
+        """Cut ``nodes`` (topological order) into consecutive valid runs.
+
+        A run grows while it would be valid if the rest of the group joined it too
+        (so an intermediate that only later nodes consume is not yet an output); then
+        nodes come off its end until it is valid on its own.
+        """
+        remaining = list(nodes)
+        while remaining:
+            size = 0
+            while size < len(remaining):
+                pending = frozenset(remaining[size + 1 :])
+                reason = violation(remaining[: size + 1], self.max_tensors, pending)
+                if reason is not None:
+                    if size:
+                        log.debug("gint: subgraph ends before %s: %s", remaining[size].name, reason)
+                    break
+                size += 1
+            while size and violation(remaining[:size], self.max_tensors) is not None:
+                size -= 1
+            if size == 0:
+                node = remaining.pop(0)
+                plan.fallback[node] = violation([node], self.max_tensors) or "cannot join a valid subgraph"
                 continue
-            if run:
-                log.debug("gint: subgraph ends before %s: %s", node.name, reason)
-                plan.partitions.append(run)
-            alone = violation([node], self.max_tensors)
-            if alone is None:
-                run = [node]
-            else:
-                plan.fallback[node] = alone
-                run = []
-        if run:
-            plan.partitions.append(run)
+            plan.partitions.append(remaining[:size])
+            del remaining[:size]
