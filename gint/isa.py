@@ -29,6 +29,8 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 MAX_DEPTH = 8  # stack entries; each is one register per element a thread handles
 MAX_SLOTS = 8  # tensors one program can reach
 SLOT_BITS = 4  # low bits of a SLOT operand; the rest is a signed element offset
@@ -162,8 +164,10 @@ def decode_slot(word: int) -> tuple[int, int]:
 
 
 def f32_bits(value: float) -> int:
-    """The IEEE float32 bit pattern of ``value`` as a signed int32."""
-    return struct.unpack("<i", struct.pack("<f", value))[0]
+    """The IEEE float32 bit pattern of ``value`` (rounded to float32 as a cast does:
+    beyond the float32 range it becomes inf) as a signed int32."""
+    with np.errstate(over="ignore"):
+        return int(np.array(value, dtype=np.float64).astype(np.float32).view(np.int32))
 
 
 def bits_f32(word: int) -> float:

@@ -60,6 +60,8 @@ def parse_operand(ins: isa.Instr, text: str) -> int:
     if kind is isa.Operand.F32:
         if text.lower().startswith("0x"):
             bits = int(text, 16)
+            if not 0 <= bits <= 0xFFFFFFFF:
+                raise ValueError(f"float bits {text} do not fit in 32 bits")
             return bits - (1 << 32) if bits >= 1 << 31 else bits
         return isa.f32_bits(float(text))
     return int(text)

@@ -134,6 +134,8 @@ def _span(t: torch.Tensor) -> tuple[int, int]:
 
 def check_tensors(program: Program, tensors: Sequence) -> None:
     """Raise ``ExecutionError`` unless ``tensors`` can be the slots of ``program``."""
+    if program.n_slots == 0:
+        raise ExecutionError("the program has no tensor slots: there is nothing to run it over")
     if len(tensors) != program.n_slots:
         names = ", ".join(program.slot_names)
         raise ExecutionError(f"program takes {program.n_slots} tensor(s) ({names}), got {len(tensors)}")
@@ -159,23 +161,52 @@ def check_tensors(program: Program, tensors: Sequence) -> None:
         )
     for slot in sorted(program.stored_slots):
         out = tensors[slot]
+        name = program.slot_names[slot]
+        if _overlaps_itself(out):
+            raise ExecutionError(f"{name} is written but overlaps itself in memory (strides {out.stride()})")
         start, end = _span(out)
         for other_slot, other in enumerate(tensors):
-            if other_slot == slot:
-                continue
-            same_view = (
-                other_slot not in program.offset_slots
-                and other.data_ptr() == out.data_ptr()
-                and other.shape == out.shape
-                and other.stride() == out.stride()
-                and other.dtype == out.dtype
-            )
             o_start, o_end = _span(other)
-            if not same_view and o_start < end and start < o_end:
-                raise ExecutionError(
-                    f"{program.slot_names[slot]} is written but overlaps {program.slot_names[other_slot]} "
-                    "in memory (only an identical view, read without element offsets, may be updated in place)"
-                )
+            if other_slot == slot or not (o_start < end and start < o_end):
+                continue
+            if _same_view(out, other) and _reads_before_writes(program, other_slot, slot):
+                continue  # each element is read before the same thread overwrites it
+            raise ExecutionError(
+                f"{name} is written but overlaps {program.slot_names[other_slot]} in memory; only an "
+                "identical view that the program reads (at offset 0) before its first write may alias it"
+            )
+
+
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
+
+
+def _reads_before_writes(program: Program, read_slot: int, written_slot: int) -> bool:
+    """Whether every access of ``read_slot`` is an offset-0 load before the first store to
+    ``written_slot``, which itself stores at offset 0."""
+    load_op, store_op = isa.BY_NAME["LOAD"].opcode, isa.BY_NAME["STORE"].opcode
+    written = False
+    for opcode, operand in program.code:
+        slot, offset = isa.decode_slot(operand) if opcode in (load_op, store_op) else (None, 0)
+        if opcode == store_op and slot == written_slot:
+            written = True
+            if offset != 0:
+                return False
+        if slot == read_slot and (written or offset != 0 or opcode == store_op):
+            return False
+    return True
+
+
+def _overlaps_itself(t: torch.Tensor) -> bool:
+    """Whether two elements of ``t`` may share memory. Conservative: true unless each
+    stride, in increasing order, clears the extent of all smaller-stride dimensions."""
+    extent = 0
+    dims = sorted(((st, s) for s, st in zip(t.shape, t.stride()) if s > 1))
+    for stride, size in dims:
+        if stride <= extent:
+            return True
+        extent += (size - 1) * stride
+    return False
 
 
 def run(program: Program, tensors: Sequence[torch.Tensor]) -> None:

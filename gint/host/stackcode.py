@@ -18,10 +18,11 @@ disguise:
   overlap instead of adding up (a load's value is waited for at its first use).
 - A load of a slot that a store overwrites is held from before that store, so every
   use reads the old value.
+- If that still does not fit, every computed value is held (its own step), which
+  frees each operand right after its last use.
 
-``schedule`` raises ``StackDepthError`` when the program needs more than
-``isa.MAX_DEPTH`` entries even without hoisting; callers split the work (the
-conductor) or report it.
+``schedule`` raises ``StackDepthError`` when even that needs more than
+``isa.MAX_DEPTH`` entries; callers split the work (the conductor) or report it.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class StackDepthError(ValueError):
     """The expressions need more than ``isa.MAX_DEPTH`` stack entries at once."""
 
 
-def _held_nodes(stores: Sequence[Store], hoisted_loads: int) -> tuple[list[Node], set[Node]]:
-    """Nodes to hold, and the hoisted loads among them."""
+def _held_nodes(stores: Sequence[Store], hoisted_loads: int, hold_all: bool) -> tuple[list[Node], set[Node]]:
+    """Nodes to hold, and the hoisted loads among them. ``hold_all`` holds every computed
+    node: each becomes its own step, so operands are freed right after their last use."""
     uses: dict[Node, int] = {}
     everything = postorder([store.value for store in stores])
     for node in everything:
@@ -46,6 +48,8 @@ def _held_nodes(stores: Sequence[Store], hoisted_loads: int) -> tuple[list[Node]
     for store in stores:
         uses[store.value] = uses.get(store.value, 0) + 1
     held = {node for node, count in uses.items() if count > 1 and node.op != "CONST"}
+    if hold_all:
+        held |= {node for node in everything if not node.is_leaf}
     loads = [node for node in everything if node.op == "LOAD"]
     hoisted = set(loads[:hoisted_loads])
     stored_slots = {store.slot for store in stores}
@@ -55,14 +59,14 @@ def _held_nodes(stores: Sequence[Store], hoisted_loads: int) -> tuple[list[Node]
 
 
 class _Scheduler:
-    def __init__(self, stores: Sequence[Store], hoisted_loads: int):
+    def __init__(self, stores: Sequence[Store], hoisted_loads: int, hold_all: bool = False):
         self.stores = list(stores)
         self.code: list[tuple[int, int]] = []
         self.depth = 0
         self.held: list[Node | None] = []  # bottom positions; None = freed
         self.position: dict[Node, int] = {}
         self.need: dict[Node, int] = {}
-        held, hoisted = _held_nodes(self.stores, hoisted_loads)
+        held, hoisted = _held_nodes(self.stores, hoisted_loads, hold_all)
         self.is_held = set(held)
         self.steps = self._steps(held, hoisted)
         self.last_use = self._last_uses()
@@ -203,13 +207,14 @@ class _Scheduler:
 def schedule(stores: Sequence[Store]) -> list[tuple[int, int]]:
     """Instructions that perform ``stores`` in order, ending with HALT.
 
-    Hoists as many loads to the start as the stack allows (all, if they fit).
+    Hoists as many loads to the start as the stack allows (all, if they fit). If even
+    no hoisting needs too deep a stack, every computed value becomes its own step, so
+    the stack holds only the values still live (register allocation in DAG order).
     """
     n_loads = len({n for n in postorder([st.value for st in stores]) if n.op == "LOAD"})
     for hoisted in range(n_loads, -1, -1):
         try:
             return _Scheduler(stores, hoisted).run()
         except StackDepthError:
-            if hoisted == 0:
-                raise
-    raise AssertionError("unreachable")
+            pass
+    return _Scheduler(stores, 0, hold_all=True).run()

@@ -29,7 +29,8 @@ RULES: dict[str, str] = {
     "overflow": f"the stack never holds more than {isa.MAX_DEPTH} entries",
     "halt": "the program ends with HALT, on an empty stack, and nothing follows it",
     "slots": f"a program names at most {isa.MAX_SLOTS} tensor slots",
-    "aliasing": "a slot that is stored is only loaded and stored at offset 0 (else threads race)",
+    "aliasing": "a stored slot is stored at one offset, and if it is also loaded, everything is at offset 0 "
+    "(else threads race)",
     "table": "the tensor table gives one supported dtype per slot",
 }
 __doc__ += "".join(f"\n- ``{rule}``: {text}" for rule, text in RULES.items())
@@ -66,15 +67,23 @@ def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots
 
 
 def _check_aliasing(program: Program) -> None:
-    stored = program.stored_slots
-    memory = {isa.BY_NAME["LOAD"].opcode, isa.BY_NAME["STORE"].opcode}
+    stored, loaded = program.stored_slots, program.loaded_slots
+    store_op, load_op = isa.BY_NAME["STORE"].opcode, isa.BY_NAME["LOAD"].opcode
+    store_offset: dict[int, int] = {}
     for index, (opcode, operand) in enumerate(program.code):
-        if opcode in memory:
-            slot, offset = isa.decode_slot(operand)
-            if slot in stored and offset != 0:
-                raise VerificationError(
-                    index, "aliasing", f"slot {slot} is stored, but accessed here at offset {offset}"
-                )
+        if opcode not in (store_op, load_op):
+            continue
+        slot, offset = isa.decode_slot(operand)
+        if slot not in stored:
+            continue
+        if slot in loaded and offset != 0:
+            raise VerificationError(
+                index, "aliasing", f"slot {slot} is loaded and stored, but accessed here at offset {offset}"
+            )
+        if opcode == store_op and store_offset.setdefault(slot, offset) != offset:
+            raise VerificationError(
+                index, "aliasing", f"slot {slot} is stored at offsets {store_offset[slot]} and {offset}"
+            )
 
 
 def check_table(program: Program, dtypes: Sequence[torch.dtype]) -> None:
