@@ -28,7 +28,7 @@ def example(x, y, z):
     """A small model-like block: a scaled, soft-clipped update with one eager op."""
     h = torch.relu(x * y - 0.5) * (z.abs() + 1)
     h = torch.where(h > 1.0, h / (h + 1), h)
-    return h - torch.cumsum(y, 0) * 0.01  # cumsum is not a gint op: it runs eagerly
+    return h - torch.flip(y, [0]) * 0.01  # flip is not a gint op: it runs eagerly
 
 
 def main(argv=None) -> int:

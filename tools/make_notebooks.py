@@ -22,12 +22,12 @@ TOUR = [
          "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
          "import gint\n"
          "device"),
-    md("## A function with a supported chain and one unsupported operator\n`cumsum` has no gint lowering, so it "
+    md("## A function with a supported chain and one unsupported operator\n`flip` has no gint lowering, so it "
        "runs eagerly; everything around it becomes gint subgraphs."),
     code("def block(x, y, z):\n"
          "    h = torch.relu(x * y - 0.5) * (z.abs() + 1)\n"
          "    h = torch.where(h > 1.0, h / (h + 1), h)\n"
-         "    return h - torch.cumsum(y, 0) * 0.01\n\n"
+         "    return h - torch.flip(y, [0]) * 0.01\n\n"
          "x, y, z = (torch.randn(4096, device=device) for _ in range(3))\n"
          "report = gint.explain(block, x, y, z)\n"
          "print(report)"),

@@ -24,7 +24,7 @@ from gint import stats
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
-from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report
+from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording
 from gint.kernel.target import SIMULATOR
 
 log = logging.getLogger("gint")
@@ -66,7 +66,7 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
     device = target_device()
     plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
     compute = [n for n in gm.graph.nodes if is_compute(n)]
-    report = active_report.get()
+    report = active_report()
     compiler = GintCompiler()
     gint_nodes = 0
     for index, nodes in enumerate(plan.partitions):
@@ -141,10 +141,6 @@ def explain(fn, *args, **kwargs) -> Report:
     def backend(gm, example_inputs):  # a new backend object: dynamo compiles anew
         return gint_backend(gm, example_inputs)
 
-    report = Report()
-    token = active_report.set(report)
-    try:
+    with recording(Report()) as report:
         torch.compile(fn, backend=backend)(*args, **kwargs)
-    finally:
-        active_report.reset(token)
     return report

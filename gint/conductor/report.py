@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextvars
+import threading
 from dataclasses import dataclass, field
 
 
@@ -51,5 +51,28 @@ class Report:
         return "\n".join(lines)
 
 
-# The report that backend compilations append to while gint.explain runs.
-active_report: contextvars.ContextVar[Report | None] = contextvars.ContextVar("gint_report", default=None)
+# The report that backend compilations append to while gint.explain runs. Process-wide,
+# not per thread: on CUDA the autograd engine compiles backward graphs on its own thread.
+_active: list[Report] = []
+_lock = threading.Lock()
+
+
+def active_report() -> Report | None:
+    with _lock:
+        return _active[-1] if _active else None
+
+
+class recording:
+    """``with recording(report):`` compilations in this process append to ``report``."""
+
+    def __init__(self, report: Report):
+        self.report = report
+
+    def __enter__(self) -> Report:
+        with _lock:
+            _active.append(self.report)
+        return self.report
+
+    def __exit__(self, *exc) -> None:
+        with _lock:
+            _active.remove(self.report)
