@@ -1,7 +1,10 @@
-"""``python -m gint.bench``: gint's figures on the current GPU.
+"""``python -m gint.bench``: gint vs eager vs TorchInductor vs the device copy, on this GPU.
 
-``--core``: launch overhead and copy/add bandwidth versus PyTorch's device copy.
-Writes ``bench-core-<date>.json`` (device, versions, date, every figure) to ``--out``.
+Default: the whole suite (streaming pointwise chains, small calls, compile latency,
+kernel resources, launch overhead). ``--quick``: a small subset. ``--core``: launch
+overhead and copy/add bandwidth only. ``--variants``: kernel-config ablation.
+Writes ``bench-<date>.json`` (device, versions, date, every figure) and PNG plots to
+``--out`` (default ``reports/``), and prints a summary table.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 
@@ -28,6 +32,7 @@ def environment() -> dict:
         "sm_count": props.multi_processor_count,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "triton": getattr(__import__("triton"), "__version__", None) if _has("triton") else None,
         "numba": numba.__version__,
         "numba_cuda": numba_cuda.__version__,
         "numpy": numpy.__version__,
@@ -35,35 +40,108 @@ def environment() -> dict:
     }
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def progress(items):
+    """A minimal progress bar on stderr."""
+    items = list(items)
+    start = time.time()
+    for i, item in enumerate(items):
+        done = int(30 * i / max(len(items), 1))
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(items)} {time.time() - start:5.0f}s")
+        sys.stderr.flush()
+        yield item
+    sys.stderr.write(f"\r[{'#' * 30}] {len(items)}/{len(items)} {time.time() - start:5.0f}s\n")
+
+
+def kernel_figures() -> dict:
+    from gint.host.launcher import launcher_for
+    from gint.kernel.resources import measure
+
+    launcher = launcher_for(0)
+    figures = {
+        "config": launcher.config.tag,
+        "block": launcher.block,
+        "blocks_per_sm": launcher.blocks_per_sm,
+        "threads_per_sm": launcher.blocks_per_sm * launcher.block,
+    }
+    try:
+        resources = measure(tuple(__import__("torch").cuda.get_device_capability(0)))
+        figures.update({k: v for k, v in resources.as_dict().items() if k != "ptxas"})
+    except (FileNotFoundError, RuntimeError) as error:
+        figures["ptxas_error"] = str(error)
+    return figures
+
+
+def summary(report: dict) -> str:
+    lines = []
+    rows = report.get("streaming", [])
+    if rows:
+        lines.append(f"{'case':<34} {'gint us':>9} {'ind. us':>9} {'eager us':>9} {'gint/copy':>9} "
+                     f"{'gint/ind':>8} {'x eager':>7}")
+        for r in rows:
+            lines.append(f"{r['case']:<34} {r['gint_us']:>9.1f} {r['inductor_us']:>9.1f} {r['eager_us']:>9.1f} "
+                         f"{r['gint_bw_fraction']:>9.3f} {r['gint_vs_inductor']:>8.2f} {r['speedup_vs_eager']:>7.2f}")
+    for key in ("small_calls", "compile_latency", "kernel", "launch"):
+        if key in report:
+            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in report[key].items()))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gint.bench", description=__doc__)
-    parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth")
-    parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation")
-    parser.add_argument("--out", default="reports", help="folder for the JSON report")
+    parser.add_argument("--quick", action="store_true", help="a small subset of the suite")
+    parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth only")
+    parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation only")
+    parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
     import torch
 
     if not torch.cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         print("gint.bench needs a CUDA GPU (and NUMBA_ENABLE_CUDASIM unset)", file=sys.stderr)
         return 2
-    from gint.bench import core
+    from gint.bench import core, suite
+    from gint.conductor import register_backend
 
-    report = {"environment": environment()}
-    if args.core:
-        report["launch"] = core.launch_overhead()
-        report["bandwidth_f32"] = core.bandwidth(1 << 26, torch.float32)
-        report["bandwidth_bf16"] = core.bandwidth(1 << 26, torch.bfloat16)
+    register_backend()
+    report: dict = {"environment": environment()}
     if args.variants:
         from gint.bench import variants
 
         report["variants"] = variants.run()
+        kind = "variants"
+    elif args.core:
+        report["launch"] = core.launch_overhead()
+        report["bandwidth_f32"] = core.bandwidth(1 << 26, torch.float32)
+        report["bandwidth_bf16"] = core.bandwidth(1 << 26, torch.bfloat16)
+        kind = "core"
+    else:
+        copy_gbps = suite.copy_bandwidth()
+        report["copy_GBps"] = copy_gbps
+        report["kernel"] = kernel_figures()
+        report["launch"] = core.launch_overhead()
+        report["small_calls"] = suite.small_calls()
+        report["compile_latency"] = suite.compile_latency()
+        report["streaming"] = suite.run_streaming(suite.streaming_cases(args.quick), copy_gbps, progress)
+        kind = "quick" if args.quick else "suite"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    day = report["environment"]["date"][:10]
-    path = out / f"bench-{'core' if args.core else 'variants'}-{day}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    stem = f"bench-{kind}-{report['environment']['date'][:10]}"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if report.get("streaming"):
+        from gint.bench import plots
+
+        env = report["environment"]
+        title = f"gint on {env['device']} ({env['date'][:10]}, torch {env['torch']})"
+        plots.bandwidth_vs_size(report["streaming"], title, out / f"{stem}-bandwidth.png")
+        plots.speedups(report["streaming"], title, out / f"{stem}-speedup.png")
+    print(summary(report))
+    print(f"wrote {out / stem}.json")
     return 0
 
 

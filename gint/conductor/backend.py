@@ -77,7 +77,7 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
         compiled = compiler.compile(nodes)
         gint_nodes += len(nodes)
         if report is not None:
-            report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly))
+            report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly, compiled))
         _replace(gm, nodes, compiled, f"gint_subgraph_{index}")
     fallback = [(n, reason) for n, reason in plan.fallback.items() if is_compute(n)]
     stats.bump("graphs_compiled")

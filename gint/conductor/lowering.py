@@ -138,6 +138,26 @@ def _relu(a):
     return _op("MAX", a, 0.0)
 
 
+@lower(aten.clamp.default, aten.clamp.Tensor)
+def _clamp(a, min=None, max=None):
+    result = value(a)
+    if min is not None:
+        result = _op("MAX", result, min)
+    if max is not None:
+        result = _op("MIN", result, max)
+    return result
+
+
+@lower(aten.clamp_min.default, aten.clamp_min.Tensor)
+def _clamp_min(a, min):
+    return _op("MAX", a, min)
+
+
+@lower(aten.clamp_max.default, aten.clamp_max.Tensor)
+def _clamp_max(a, max):
+    return _op("MIN", a, max)
+
+
 @lower(aten.where.self)
 def _where(condition, a, b):
     return _op("SELECT", condition, a, b)

@@ -11,6 +11,7 @@ class SubgraphReport:
     ops: list[str]  # ATen operator names, graph order
     num_tensors: int  # tensors crossing the subgraph boundary
     disassembly: str
+    callable: object = field(default=None, repr=False, compare=False)  # its GintCompiledSubgraph
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ disguise:
   overlap instead of adding up (a load's value is waited for at its first use).
 - A load of a slot that a store overwrites is held from before that store, so every
   use reads the old value.
-- If that still does not fit, every computed value is held (its own step), which
-  frees each operand right after its last use.
+- If that still does not fit, loads are re-issued at each use (an L1 hit) instead of
+  held, and then every computed value is held (its own step), which frees each
+  operand right after its last use.
 
 ``schedule`` raises ``StackDepthError`` when even that needs more than
 ``isa.MAX_DEPTH`` entries; callers split the work (the conductor) or report it.
@@ -37,9 +38,12 @@ class StackDepthError(ValueError):
     """The expressions need more than ``isa.MAX_DEPTH`` stack entries at once."""
 
 
-def _held_nodes(stores: Sequence[Store], hoisted_loads: int, hold_all: bool) -> tuple[list[Node], set[Node]]:
+def _held_nodes(
+    stores: Sequence[Store], hoisted_loads: int, hold_all: bool, reload: bool
+) -> tuple[list[Node], set[Node]]:
     """Nodes to hold, and the hoisted loads among them. ``hold_all`` holds every computed
-    node: each becomes its own step, so operands are freed right after their last use."""
+    node: each becomes its own step, so operands are freed right after their last use.
+    ``reload`` re-issues a load at each use instead of holding its value (it hits L1)."""
     uses: dict[Node, int] = {}
     everything = postorder([store.value for store in stores])
     for node in everything:
@@ -47,7 +51,8 @@ def _held_nodes(stores: Sequence[Store], hoisted_loads: int, hold_all: bool) -> 
             uses[arg] = uses.get(arg, 0) + 1
     for store in stores:
         uses[store.value] = uses.get(store.value, 0) + 1
-    held = {node for node, count in uses.items() if count > 1 and node.op != "CONST"}
+    cheap = ("CONST", "LOAD") if reload else ("CONST",)
+    held = {node for node, count in uses.items() if count > 1 and node.op not in cheap}
     if hold_all:
         held |= {node for node in everything if not node.is_leaf}
     loads = [node for node in everything if node.op == "LOAD"]
@@ -59,14 +64,14 @@ def _held_nodes(stores: Sequence[Store], hoisted_loads: int, hold_all: bool) -> 
 
 
 class _Scheduler:
-    def __init__(self, stores: Sequence[Store], hoisted_loads: int, hold_all: bool = False):
+    def __init__(self, stores: Sequence[Store], hoisted_loads: int, hold_all: bool = False, reload: bool = False):
         self.stores = list(stores)
         self.code: list[tuple[int, int]] = []
         self.depth = 0
         self.held: list[Node | None] = []  # bottom positions; None = freed
         self.position: dict[Node, int] = {}
         self.need: dict[Node, int] = {}
-        held, hoisted = _held_nodes(self.stores, hoisted_loads, hold_all)
+        held, hoisted = _held_nodes(self.stores, hoisted_loads, hold_all, reload)
         self.is_held = set(held)
         self.steps = self._steps(held, hoisted)
         self.last_use = self._last_uses()
@@ -208,13 +213,19 @@ def schedule(stores: Sequence[Store]) -> list[tuple[int, int]]:
     """Instructions that perform ``stores`` in order, ending with HALT.
 
     Hoists as many loads to the start as the stack allows (all, if they fit). If even
-    no hoisting needs too deep a stack, every computed value becomes its own step, so
-    the stack holds only the values still live (register allocation in DAG order).
+    no hoisting needs too deep a stack, loads used twice are re-issued instead of held,
+    and then every computed value becomes its own step, so the stack holds only the
+    values still live (register allocation in DAG order).
     """
     n_loads = len({n for n in postorder([st.value for st in stores]) if n.op == "LOAD"})
     for hoisted in range(n_loads, -1, -1):
         try:
             return _Scheduler(stores, hoisted).run()
+        except StackDepthError:
+            pass
+    for hold_all in (False, True):
+        try:
+            return _Scheduler(stores, 0, hold_all=hold_all, reload=True).run()
         except StackDepthError:
             pass
     return _Scheduler(stores, 0, hold_all=True).run()

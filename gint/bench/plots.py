@@ -1,0 +1,51 @@
+"""PNG plots of a benchmark report: bandwidth fraction vs size, speedups per case."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def bandwidth_vs_size(rows: list[dict], title: str, path: Path) -> None:
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        shape = row["case"].rsplit("_", 2)[0]
+        dtype = "bf16" if "bfloat16" in row["dtype"] else "f32"
+        series[f"gint {shape} {dtype}"].append((row["numel"], row["gint_bw_fraction"]))
+        series[f"inductor {shape} {dtype}"].append((row["numel"], row["inductor_bw_fraction"]))
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for label, points in sorted(series.items()):
+        points.sort()
+        style = "-o" if label.startswith("gint") else ":x"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+    ax.set_xscale("log", base=2)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xlabel("elements per tensor")
+    ax.set_ylabel("achieved / device copy bandwidth")
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def speedups(rows: list[dict], title: str, path: Path) -> None:
+    names = [row["case"] for row in rows]
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.35), 6))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [row["speedup_vs_eager"] for row in rows], 0.4, label="gint speedup vs eager")
+    ax.bar([x + 0.2 for x in xs], [1 / row["gint_vs_inductor"] for row in rows], 0.4, label="gint speedup vs Inductor")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=75, ha="right", fontsize=6)
+    ax.set_ylabel("speedup (>1: gint faster)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
