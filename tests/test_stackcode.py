@@ -169,11 +169,13 @@ def test_random_dags_schedule_correctly(chunk):
         assert [arg for op, arg in program.code if op == store_op] == [
             isa.encode_slot(s.slot, s.offset) for s in stores
         ], f"seed {seed}"
-        # every operator node is computed once, every distinct load issued once
+        # every operator node is computed once; every distinct load is issued, more than
+        # once only where the stack was too tight to hold it (the scheduler re-issues it)
         nodes = expr.postorder([s.value for s in stores])
         opcodes = [op for op, _ in program.code]
-        for name in OPERATORS + ["LOAD"]:
+        for name in OPERATORS:
             assert opcodes.count(isa.BY_NAME[name].opcode) == sum(n.op == name for n in nodes), f"seed {seed} {name}"
+        assert opcodes.count(isa.BY_NAME["LOAD"].opcode) >= sum(n.op == "LOAD" for n in nodes), f"seed {seed}"
         # same results as the DAG itself
         inputs = random_inputs(seed, n_in + n_out)
         want = evaluate(stores, inputs)
