@@ -70,6 +70,21 @@ def streaming_cases(quick: bool) -> list[Case]:
     return cases
 
 
+def check(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> float:
+    """Relative error ||got - want|| / ||want|| (float64); raises if it is too large or
+    the nan/inf pattern differs. A norm, not elementwise: a chain with divisions
+    legitimately amplifies one-ulp differences at a few ill-conditioned elements."""
+    got, want = got.double(), want.double()
+    if not torch.equal(torch.isfinite(got), torch.isfinite(want)):
+        raise AssertionError("non-finite values differ")
+    finite = torch.isfinite(want)
+    error = ((got - want)[finite].norm() / want[finite].norm().clamp_min(1e-30)).item()
+    limit = 1e-2 if dtype == torch.bfloat16 else 1e-5
+    if not error < limit:
+        raise AssertionError(f"relative error {error:.2e} above {limit:.0e}")
+    return error
+
+
 def _input_sets(case: Case, count: int) -> list[list[torch.Tensor]]:
     return [
         [torch.randn(case.numel, device="cuda").to(case.dtype) for _ in range(case.n_inputs)] for _ in range(count)
@@ -101,15 +116,15 @@ def run_streaming(cases: list[Case], copy_gbps: float, progress) -> list[dict]:
         gint_fn = torch.compile(case.fn, backend="gint")
         inductor_fn = torch.compile(case.fn)
         want = case.fn(*sets[0])
-        tol = {"atol": 2e-2, "rtol": 2e-2} if case.dtype == torch.bfloat16 else {}
-        torch.testing.assert_close(gint_fn(*sets[0]), want, **tol)
-        torch.testing.assert_close(inductor_fn(*sets[0]), want, **tol)
+        gint_error = check(gint_fn(*sets[0]), want, case.dtype)
+        inductor_error = check(inductor_fn(*sets[0]), want, case.dtype)
         times = {
             "eager": device_time_us(_rotating(case.fn, sets)),
             "gint": device_time_us(_rotating(gint_fn, sets)),
             "inductor": device_time_us(_rotating(inductor_fn, sets)),
         }
-        row = {"case": case.name, "numel": case.numel, "dtype": str(case.dtype), "inputs": case.n_inputs}
+        row = {"case": case.name, "numel": case.numel, "dtype": str(case.dtype), "inputs": case.n_inputs,
+               "gint_rel_error": gint_error, "inductor_rel_error": inductor_error}
         row.update({f"{k}_us": round(v, 2) for k, v in times.items()})
         row["gint_bw_fraction"] = round(case.bytes_moved / times["gint"] / 1e3 / copy_gbps, 3)
         row["inductor_bw_fraction"] = round(case.bytes_moved / times["inductor"] / 1e3 / copy_gbps, 3)
@@ -126,8 +141,8 @@ def small_calls() -> dict:
     xs = [torch.randn(4096, device="cuda") for _ in range(4)]
     torch._dynamo.reset()
     gint_fn, inductor_fn = torch.compile(fn, backend="gint"), torch.compile(fn)
-    torch.testing.assert_close(gint_fn(*xs), fn(*xs))
-    torch.testing.assert_close(inductor_fn(*xs), fn(*xs))
+    check(gint_fn(*xs), fn(*xs), torch.float32)
+    check(inductor_fn(*xs), fn(*xs), torch.float32)
     result = {
         "eager_wall_us": wall_time_us(lambda: fn(*xs)),
         "gint_wall_us": wall_time_us(lambda: gint_fn(*xs)),
