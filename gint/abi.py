@@ -43,6 +43,13 @@ def slot_word(slot: int, field: int) -> int:
     return HEADER + slot * SLOT_RECORD + field
 
 
+# The encoded program (int32 words) starts with a header of program facts the kernel
+# needs before it runs the first instruction; instructions follow in word pairs.
+CODE_STREAM_MASK = 0  # bit s: slot s is loaded at offset 0 only, so its tiles can be fetched ahead
+CODE_STREAM_COUNT = 1  # how many slots the mask names
+CODE_STREAM_RANK = 2  # + s: how many streamed slots come before slot s (its staging buffer)
+CODE_HEADER = CODE_STREAM_RANK + MAX_SLOTS
+
 # Kernel parameters, in order: the encoded program (int32[::1]), the tensor table
 # (int64[::1]), then one base address (int64) per slot.
 KERNEL_NAME = "gint_interpret"

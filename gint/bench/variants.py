@@ -12,14 +12,12 @@ from gint.host.launcher import CudaError, KernelLauncher, use_launcher
 from gint.kernel.config import KernelConfig
 
 CONFIGS = [
-    KernelConfig(ept=8, prefetch=0),
-    KernelConfig(ept=4, prefetch=0),
-    KernelConfig(ept=8, prefetch=1),
-    KernelConfig(ept=4, prefetch=1),
-    KernelConfig(ept=4, prefetch=2),
-    KernelConfig(ept=8, prefetch=2),
+    KernelConfig(stages=0, prefetch=1, backend="nvvm"),  # direct loads + L2 prefetch, NVVM compare-tree dispatch
+    KernelConfig(stages=0, prefetch=1),  # the same memory path, jump-table dispatch
+    KernelConfig(stages=3, prefetch=0),
+    KernelConfig(stages=3, prefetch=1),
 ]
-BLOCKS = [128, 256, 512]
+BLOCKS = [256]
 
 
 @bytecode

@@ -13,14 +13,22 @@ consecutive elements of one row (the innermost domain dimension). A thread's
 of thread ``t`` starting at ``(g * blockDim + t) * VEC``: each run is one vector
 access and each warp-wide access is contiguous.
 
+Per tile and slot, a few threads decide once how the slot's elements are reached
+(an "access mode", kept in shared memory): a tile wholly inside the row, walked
+contiguously from a vector-aligned address, is read and written with one vector
+access per run and no bounds checks; anything else (row ends, broadcast, strided,
+misaligned, offsets) goes element by element with checks.
+
+Streamed slots (loaded, only at offset 0, never stored) are fetched ahead: with
+``stages`` S, each thread starts ``cp.async`` copies of its own runs of tile k+S-1
+into shared memory before running the program over tile k, so device-memory
+latency overlaps the interpretation of S-1 tiles, whatever the program does between
+its loads. A LOAD of such a slot reads shared memory. With ``prefetch``, the slots'
+tiles ``prefetch`` grid strides ahead are also requested into L2.
+
 The next instruction is fetched before the current one executes, so its load
 latency overlaps the work (the encoder pads programs so the fetch past HALT stays
-in bounds). With ``prefetch``, a LOAD also asks the memory system to bring the
-same slot's tile ``prefetch`` grid strides ahead into L2 (one bulk prefetch by one
-thread), so the bytes in flight no longer depend on how many registers the
-stack leaves for more threads.
-
-``EPT``, ``VEC`` and ``prefetch`` come from a ``KernelConfig``.
+in bounds). ``EPT``, ``VEC``, ``stages`` and ``prefetch`` come from a ``KernelConfig``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
 from gint.kernel.config import DEFAULT, KernelConfig
 
 _SLOT_MASK = (1 << SLOT_BITS) - 1
+STAGED = 8  # access modes at or above this read a staged copy in shared memory (mode - STAGED is the dtype)
+STAGE_ELEMENT_BYTES = 4  # staging room per element: the widest dtype that streams (float32, int32)
 _I = "    "
 
 
@@ -83,38 +93,52 @@ class _Generator:
         return lines
 
     def slot_prologue(self) -> list[str]:
-        dims = MAX_DIMS
-        outer = " + ".join(f"o{d} * sh_stride[slot * {dims} + {d}]" for d in range(dims - 1))
         return [
             f"slot = arg & {_SLOT_MASK}",
             f"offset = arg >> {SLOT_BITS}",
+            "here = uint64(parity + slot)",  # unsigned: no negative-index wraparound code
+            "mode = sh_mode[here]",
+        ]
+
+    def general_prologue(self) -> list[str]:
+        return [
             "base = sh_base[slot]",
             "dtype = sh_dtype[slot]",
-            f"step = sh_stride[slot * {dims} + {dims - 1}]",
-            f"row_start = {outer}",
+            f"step = sh_stride[slot * {MAX_DIMS} + {MAX_DIMS - 1}]",
+            "row_start = sh_row_start[here]",
         ]
 
     def group(self, position: int, g: int) -> str:
         return ", ".join(stack_var(position, g * self.vec + v) for v in range(self.vec))
 
     def load(self, depth: int) -> list[str]:
-        lines = self.slot_prologue()
-        if self.config.prefetch:
-            ahead = f"chunk_start + {self.config.prefetch} * grid_len"
-            lines += [
-                "if single_row and tid == 0 and step == 1:",
-                _I + f"prefetch_row_l2(base, dtype, row_start, {ahead}, tile_len, row)",
-            ]
-        return lines + [
+        direct = ["start = sh_tile_start[here]"] + [
+            f"{self.group(depth, g)} = load_tile_group(start, mode, e{g})" for g in range(self.groups)
+        ]
+        general = self.general_prologue() + [
             f"{self.group(depth, g)} = load_group(base, dtype, row_start, step, j{g} + offset, row)"
             for g in range(self.groups)
         ]
+        lines = self.slot_prologue()
+        if self.config.stages:
+            staged = ["start = sh_stage_start[here]"] + [
+                f"{self.group(depth, g)} = load_staged_group(start, mode - {STAGED}, e{g})" for g in range(self.groups)
+            ]
+            lines += [f"if mode >= {STAGED}:", *_indent(staged), "elif offset == 0 and mode >= 0:"]
+        else:
+            lines += ["if offset == 0 and mode >= 0:"]
+        return lines + [*_indent(direct), "else:", *_indent(general)]
 
     def store(self, depth: int) -> list[str]:
-        return self.slot_prologue() + [
+        # streamed slots are never stored, so a stored slot's mode is never STAGED or above
+        direct = ["start = sh_tile_start[here]"] + [
+            f"store_tile_group(start, mode, e{g}, {self.group(depth - 1, g)})" for g in range(self.groups)
+        ]
+        general = self.general_prologue() + [
             f"store_group(base, dtype, row_start, step, j{g} + offset, row, {self.group(depth - 1, g)})"
             for g in range(self.groups)
         ]
+        return self.slot_prologue() + ["if offset == 0 and mode >= 0:", *_indent(direct), "else:", *_indent(general)]
 
     def const(self, depth: int) -> list[str]:
         return ["imm = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = fresh(imm)" for k in range(self.ept)]
@@ -159,14 +183,38 @@ class _Generator:
 
     # -- kernel skeleton -------------------------------------------------------
 
+    # -- kernel skeleton -------------------------------------------------------
+    #
+    # Tiles of a block are numbered k = 0, 1, ... (tile = blockIdx + k * gridDim). At
+    # step k, threads 0..MAX_SLOTS-1 describe tile k + AHEAD in shared memory (one
+    # record per slot: row start, tile address, access mode, staging address); after
+    # the barrier, with staging, every thread starts copying its own bytes of that
+    # tile's streamed slots into shared memory (stage (k + AHEAD) % STAGES), then waits
+    # for its copies of tile k and runs the program over tile k. Descriptions live in
+    # a ring of AHEAD + 2 records, so a new one never overwrites one still being read.
+
+    @property
+    def ahead(self) -> int:
+        return max(self.config.stages - 1, 0)
+
+    @property
+    def ring(self) -> int:
+        return self.ahead + 2
+
     def prologue(self) -> list[str]:
         bases = ", ".join(f"base{s}" for s in range(MAX_SLOTS))
         header, rec, dims = abi.HEADER, abi.SLOT_RECORD, MAX_DIMS
         outer = " * ".join(f"d{d}" for d in range(dims - 1))
+        records = self.ring * MAX_SLOTS
         body = [
             f"sh_base = cuda.shared.array({MAX_SLOTS}, int64)",
             f"sh_dtype = cuda.shared.array({MAX_SLOTS}, int64)",
             f"sh_stride = cuda.shared.array({MAX_SLOTS * dims}, int64)",
+            f"sh_row_start = cuda.shared.array({records}, int64)",
+            f"sh_tile_start = cuda.shared.array({records}, int64)",
+            f"sh_stage_start = cuda.shared.array({records}, int64)",
+            f"sh_mode = cuda.shared.array({records}, int32)",
+            f"sh_chunk_start = cuda.shared.array({self.ring}, int64)",
             "tid = cuda.threadIdx.x",
             "if tid == 0:",
             *_indent([f"sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)]),
@@ -177,46 +225,140 @@ class _Generator:
             "cuda.syncthreads()",
             *[f"d{d} = table[{d}]" for d in range(dims - 1)],
             f"row = table[{dims - 1}]",
+            f"stream_mask = code[{abi.CODE_STREAM_MASK}]",
+            f"n_streamed = code[{abi.CODE_STREAM_COUNT}]",
+            "stage_buffer = cuda.shared.array(0, uint8)",
+            "stage_base = shared_address(stage_buffer)",
             "width = cuda.blockDim.x",
             f"tile_len = width * {self.ept}",
-            "grid_len = cuda.gridDim.x * tile_len",
+            f"stage_bytes = tile_len * {STAGE_ELEMENT_BYTES}",
+            # stage only into shared memory the launch provided: a short launch reads device memory instead
+            f"staging = {self.config.stages} * n_streamed * stage_bytes <= stage_buffer.size",
+            "grid = cuda.gridDim.x",
+            "grid_len = grid * tile_len",
             "tiles_per_row = (row + tile_len - 1) // tile_len",
             f"n_tiles = {outer} * tiles_per_row",
             f"single_row = {outer} == 1",
             "tile = int64(cuda.blockIdx.x)",
+            "k = 0",
+            # element offsets, within a tile, of this thread's vector runs
+            f"e0 = tid * {self.vec}",
+            *[f"e{g} = e0 + {g * self.vec} * width" for g in range(1, self.groups)],
+            # stack registers are defined once; the verifier proves no program reads one before writing it
+            *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
         ]
+        for a in range(self.ahead):
+            body += self.describe(f"tile + {a} * grid", f"{a * MAX_SLOTS}", f"{a}")
+            body += self.stage(f"{a * MAX_SLOTS}")
         return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + _indent(body)
 
-    def tile_loop(self) -> list[str]:
+    def describe(self, tile: str, ring: str, stage: str) -> list[str]:
+        """Threads 0..MAX_SLOTS-1 describe slot ``tid`` in tile ``tile`` into ring
+        record ``ring + tid`` (and thread 0 the tile's first row element), then the
+        block synchronizes."""
+        dims = MAX_DIMS
         outer = MAX_DIMS - 1
-        split = ["rest = tile // tiles_per_row", "chunk = tile - rest * tiles_per_row"]
+        split = ["rest = ahead_tile // tiles_per_row", "chunk = ahead_tile - rest * tiles_per_row"]
         for d in reversed(range(outer)):
             split += ["o0 = rest"] if d == 0 else [f"o{d} = rest % d{d}", f"rest = rest // d{d}"]
-        lines = ["if single_row:", _I + "chunk = tile", *_indent([f"o{d} = int64(0)" for d in range(outer)])]
-        lines += ["else:", *_indent(split)]
-        lines += [
+        row_start = " + ".join(f"o{d} * sh_stride[tid * {dims} + {d}]" for d in range(outer))
+        lines = [
+            "if single_row:",
+            _I + "chunk = ahead_tile",
+            *_indent([f"o{d} = int64(0)" for d in range(outer)]),
+            "else:",
+            *_indent(split),
             "chunk_start = chunk * tile_len",
-            f"j0 = chunk_start + tid * {self.vec}",
-            *[f"j{g} = j0 + {g * self.vec} * width" for g in range(1, self.groups)],
-            *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
-            "key = code[0]",
-            "arg = code[1]",
-            "pc = 2",
+            f"step = sh_stride[tid * {dims} + {dims - 1}]",
+            "dtype = sh_dtype[tid]",
+            f"row_start = {row_start}",
+            "start = sh_base[tid] + (row_start + chunk_start * step) * element_size(dtype)",
+            "mode = tile_mode(dtype, start, step, chunk_start + tile_len <= row)",
+            "streamed = (stream_mask >> tid) & 1",
+        ]
+        if self.config.stages:
+            lines += [
+                "if mode >= 0 and streamed and staging:",
+                _I + f"mode += {STAGED}",
+                f"sh_stage_start[at] = stage_base + (({stage}) * n_streamed + code[{abi.CODE_STREAM_RANK} + tid]) * stage_bytes",
+            ]
+        lines += [
+            "sh_row_start[at] = row_start",
+            "sh_tile_start[at] = start",
+            "sh_mode[at] = mode",
+            "if tid == 0:",
+            _I + f"sh_chunk_start[({ring}) // {MAX_SLOTS}] = chunk_start",
+        ]
+        if self.config.prefetch:
+            ahead = f"chunk_start + {self.config.prefetch} * grid_len"
+            lines += [
+                "if single_row and step == 1 and streamed:",
+                _I + f"prefetch_row_l2(sh_base[tid], dtype, row_start, {ahead}, tile_len, row)",
+            ]
+        return [
+            f"if tid < {MAX_SLOTS}:",
+            _I + f"ahead_tile = {tile}",
+            _I + f"at = uint64({ring} + tid)",
+            _I + "if ahead_tile < n_tiles:",
+            *_indent(lines, 2),
+            _I + "else:",
+            _I * 2 + "sh_mode[at] = -1",
+            "cuda.syncthreads()",
+        ]
+
+    def stage(self, ring: str) -> list[str]:
+        """Every thread starts copying its runs of the streamed slots described in
+        ring records ``ring ..``, as one commit group (empty when nothing is streamed)."""
+        if not self.config.stages:
+            return []
+        copies = [f"stage_group(dst + e{g} * size, src + e{g} * size, dtype)" for g in range(self.groups)]
+        return [
+            f"for s in range({MAX_SLOTS}):",
+            _I + f"mode = sh_mode[uint64({ring} + s)]",
+            _I + f"if mode >= {STAGED}:",
+            _I * 2 + f"dtype = mode - {STAGED}",
+            _I * 2 + "size = element_size(dtype)",
+            _I * 2 + f"src = sh_tile_start[uint64({ring} + s)]",
+            _I * 2 + f"dst = sh_stage_start[uint64({ring} + s)]",
+            *_indent(copies, 2),
+            "copy_async_commit()",
+        ]
+
+    def tile_loop(self) -> list[str]:
+        ahead, ring = self.ahead, self.ring
+        current = f"(k % {ring}) * {MAX_SLOTS}"
+        upcoming = f"((k + {ahead}) % {ring}) * {MAX_SLOTS}"
+        lines = self.describe(f"tile + {ahead} * grid", upcoming, f"(k + {ahead}) % {self.config.stages or 1}")
+        lines += self.stage(upcoming)
+        if self.config.stages:
+            lines.append(f"copy_async_wait_{ahead}()")
+        lines += [
+            f"parity = {current}",
+            f"chunk_start = sh_chunk_start[k % {ring}]",
+            "j0 = chunk_start + e0",
+            *[f"j{g} = chunk_start + e{g}" for g in range(1, self.groups)],
+            f"key = code[{abi.CODE_HEADER}]",
+            f"arg = code[{abi.CODE_HEADER + 1}]",
+            f"pc = {abi.CODE_HEADER + 2}",
             "while True:",
         ]
         loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
         lines += _indent(loop + ["key = next_key", "arg = next_arg"])
-        lines.append("tile += cuda.gridDim.x")
+        lines += ["tile += grid", "k += 1"]
         return _indent(["while tile < n_tiles:"] + _indent(lines))
 
     def source(self) -> str:
-        helpers = ", ".join(["load_group", "store_group", "prefetch_row_l2", *expression_helpers()])
+        memory = ["load_group", "store_group", "load_tile_group", "store_tile_group", "load_staged_group"]
+        helpers = ", ".join([*memory, "stage_group", "tile_mode", "element_size", "prefetch_row_l2"])
+        helpers += ", " + ", ".join(expression_helpers())
         head = [
             f'"""Generated by gint.kernel.codegen from gint.isa for {self.config}; do not edit."""',
             "from numba import cuda",
-            "from numpy import float32, int64",
+            "from numba.types import uint8  # a Numba type: the simulator sizes dynamic shared memory from it",
+            "from numpy import float32, int32, int64, uint64",
             f"from gint.kernel.device import {helpers}",
-            "from gint.kernel.memory import bits_to_f32, fresh",
+            "from gint.kernel.memory import bits_to_f32, fresh, shared_address, copy_async_commit",
+            f"from gint.kernel.memory import copy_async_wait_{self.ahead}" if self.config.stages else "",
             "",
             "ZERO = float32(0.0)",
         ]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gint import abi, stats
 from gint.isa import MAX_SLOTS
-from gint.kernel import codegen
+from gint.kernel import codegen, nvptx
 from gint.kernel.config import DEFAULT, KernelConfig, for_capability
 from gint.kernel.target import SIMULATOR
 
@@ -124,10 +124,23 @@ def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> str:
 
         function = getattr(kernel_module(config), abi.KERNEL_NAME)
         with _device_functions_for(cc):
-            text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
+            if config.backend == "nvptx":
+                text = nvptx.ptx_from_llvm_ir(nvptx.kernel_llvm_ir(function, kernel_signature(), cc), cc)
+            else:
+                text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
+        text = cap_registers(text, config.max_registers)
         stats.bump("kernel_builds")
         _write_atomic(path, text)
         return text
+
+
+def cap_registers(ptx_text: str, registers: int) -> str:
+    """Add a ``.maxnreg`` directive to the kernel entry, so ptxas keeps the register
+    count (and with it the resident blocks per SM) where the configuration wants it."""
+    text, count = re.subn(r"(\.entry\s+\S+\s*\(.*?\))", rf"\1\n.maxnreg {registers}", ptx_text, count=1, flags=re.S)
+    if count != 1:
+        raise RuntimeError("no .entry in the interpreter's PTX")
+    return text
 
 
 def entry_name(ptx_text: str) -> str:
