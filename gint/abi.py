@@ -45,10 +45,8 @@ def slot_word(slot: int, field: int) -> int:
 
 # The encoded program (int32 words) starts with a header of program facts the kernel
 # needs before it runs the first instruction; instructions follow in word pairs.
-CODE_STREAM_MASK = 0  # bit s: slot s is loaded at offset 0 only, so its tiles can be fetched ahead
-CODE_STREAM_COUNT = 1  # how many slots the mask names
-CODE_STREAM_RANK = 2  # + s: how many streamed slots come before slot s (its staging buffer)
-CODE_HEADER = CODE_STREAM_RANK + MAX_SLOTS
+CODE_STREAM_MASK = 0  # bit s: slot s is only loaded, at offset 0: its next tiles are worth prefetching
+CODE_HEADER = 2  # (word 1 is reserved, 0; instructions stay 8-byte aligned)
 
 # Kernel parameters, in order: the encoded program (int32[::1]), the tensor table
 # (int64[::1]), then one base address (int64) per slot.

@@ -66,10 +66,7 @@ def launch_overhead() -> dict:
 
     launcher = launcher_for(0)
     add.launch(layout, [x, y, out])  # leaves valid parameters in the launcher's buffer
-    shared = launcher.stage_bytes(add.n_streamed)
-    raw_args = (
-        launcher.function, 1, 1, 1, launcher.block, 1, 1, shared, current_stream(0), launcher._param_ptrs, None
-    )
+    raw_args = (launcher.function, 1, 1, 1, launcher.block, 1, 1, 0, current_stream(0), launcher._param_ptrs, None)
     figures["ctypes_cuLaunchKernel_only_us"] = host_time_us(lambda: launcher.cu.lib.cuLaunchKernel(*raw_args))
     probe = ctypes.c_void_p()
     figures["ctypes_trivial_call_us"] = host_time_us(lambda: launcher.cu.lib.cuCtxGetCurrent(ctypes.byref(probe)))

@@ -12,10 +12,9 @@ from gint.host.launcher import CudaError, KernelLauncher, use_launcher
 from gint.kernel.config import KernelConfig
 
 CONFIGS = [
-    KernelConfig(stages=0, prefetch=1, backend="nvvm"),  # direct loads + L2 prefetch, NVVM compare-tree dispatch
-    KernelConfig(stages=0, prefetch=1),  # the same memory path, jump-table dispatch
-    KernelConfig(stages=3, prefetch=0),
-    KernelConfig(stages=3, prefetch=1),
+    KernelConfig(prefetch=1),  # the default
+    KernelConfig(prefetch=0),
+    KernelConfig(prefetch=1, backend="nvvm"),  # NVVM's compare-tree dispatch
 ]
 BLOCKS = [256]
 

@@ -39,7 +39,6 @@ class Executable:
         self.program = program
         self.depths = verify(program)
         self.words = encode(program, self.depths)
-        self.n_streamed = self.words[abi.CODE_STREAM_COUNT]
         self.stored = program.stored_slots
         self._code: dict[torch.device, torch.Tensor] = {}
         self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
@@ -82,13 +81,13 @@ class Executable:
         bases = [t.data_ptr() for t in tensors] + [0] * (isa.MAX_SLOTS - len(tensors))
         code, table = self.code_on(device), self.table_on(device, layout)
         if SIMULATOR:
-            _launch_simulated(code, table, bases, layout, self.n_streamed)
+            _launch_simulated(code, table, bases, layout)
             return
         from gint.host.launcher import current_stream, launcher_for
 
         launcher = launcher_for(device.index)
-        grid = launcher.grid_for(layout.tiles(launcher.tile_len), self.n_streamed)
-        launcher.launch(grid, code, table, bases, current_stream(device.index), self.n_streamed)
+        grid = launcher.grid_for(layout.tiles(launcher.tile_len))
+        launcher.launch(grid, code, table, bases, current_stream(device.index))
 
 
 def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -99,15 +98,12 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
     return host.pin_memory().to(device, non_blocking=True)
 
 
-def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout, n_streamed: int) -> None:
-    from gint.kernel.codegen import STAGE_ELEMENT_BYTES
+def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout) -> None:
     from gint.kernel.config import DEFAULT
     from gint.kernel.interpreter import simulator_kernel
 
-    tile_len = SIM_BLOCK * DEFAULT.ept
-    grid = max(1, min(layout.tiles(tile_len), SIM_MAX_GRID))
-    shared = DEFAULT.stages * n_streamed * tile_len * STAGE_ELEMENT_BYTES
-    simulator_kernel()[grid, SIM_BLOCK, 0, shared](code.numpy(), table.numpy(), *bases)
+    grid = max(1, min(layout.tiles(SIM_BLOCK * DEFAULT.ept), SIM_MAX_GRID))
+    simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
     stats.bump("launches")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import replace
 from functools import lru_cache
 
 import torch
@@ -25,15 +24,12 @@ import torch
 from gint import stats
 from gint.isa import MAX_SLOTS
 from gint.kernel import interpreter
-from gint.kernel.codegen import STAGE_ELEMENT_BYTES
 from gint.kernel.config import DEFAULT, KernelConfig, for_capability
 
 BLOCK = 256  # threads per block on the GPU
 ARRAY_FIELDS = ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides")
 N_PARAMS = 2 * len(ARRAY_FIELDS) + MAX_SLOTS
 _CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16
-_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97
-_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 
 _c_int, _c_size, _vp = ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p
 
@@ -60,7 +56,6 @@ class _Driver:
             "cuModuleLoadData": [ctypes.POINTER(_vp), ctypes.c_char_p],
             "cuModuleGetFunction": [ctypes.POINTER(_vp), _vp, ctypes.c_char_p],
             "cuOccupancyMaxActiveBlocksPerMultiprocessor": [ctypes.POINTER(_c_int), _vp, _c_int, _c_size],
-            "cuFuncSetAttribute": [_vp, _c_int, _c_int],
             "cuLaunchKernel": [_vp] + [ctypes.c_uint] * 7 + [_vp, ctypes.POINTER(_vp), ctypes.POINTER(_vp)],
             "cuGetErrorName": [_c_int, ctypes.POINTER(ctypes.c_char_p)],
         }
@@ -90,16 +85,11 @@ class KernelLauncher:
         self.cu, self.device_index, self.block = cu, device_index, block
         torch.cuda.init()
         cc = torch.cuda.get_device_capability(device_index)
-        device = _c_int()
-        cu.check(cu.lib.cuDeviceGet(ctypes.byref(device), device_index), "cuDeviceGet")
         self.config = for_capability(cc, config)
         self.tile_len = block * self.config.ept
-        self.max_stage_bytes = self.stage_bytes(MAX_SLOTS)
-        if self.max_stage_bytes > self._attribute(_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device):
-            # this GPU cannot stage every slot at this block size: read device memory directly
-            self.config = replace(self.config, stages=0)
-            self.max_stage_bytes = 0
         text = interpreter.ptx(cc, self.config)
+        device = _c_int()
+        cu.check(cu.lib.cuDeviceGet(ctypes.byref(device), device_index), "cuDeviceGet")
         self.context = _vp()
         cu.check(cu.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), device), "cuDevicePrimaryCtxRetain")
         self._make_current()
@@ -107,46 +97,26 @@ class KernelLauncher:
         cu.check(cu.lib.cuModuleLoadData(ctypes.byref(self.module), text.encode() + b"\0"), "cuModuleLoadData")
         name = interpreter.entry_name(text).encode()
         cu.check(cu.lib.cuModuleGetFunction(ctypes.byref(self.function), self.module, name), "cuModuleGetFunction")
-        if self.max_stage_bytes:
-            cu.check(
-                cu.lib.cuFuncSetAttribute(
-                    self.function, _CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, self.max_stage_bytes
-                ),
-                "cuFuncSetAttribute",
+        per_sm, sms = _c_int(), _c_int()
+        cu.check(
+            cu.lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(per_sm), self.function, block, 0),
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+        )
+        cu.check(
+            cu.lib.cuDeviceGetAttribute(ctypes.byref(sms), _CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+            "cuDeviceGetAttribute",
+        )
+        if per_sm.value == 0:
+            raise CudaError(
+                f"the interpreter ({self.config.tag}) cannot run blocks of {block} threads on this GPU "
+                "(too many registers per block)"
             )
-        self.sm_count = self._attribute(_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device)
-        # resident blocks per SM and grid size, by the number of streamed slots (shared memory per block)
-        self._grids = [self._max_grid(self.stage_bytes(n)) for n in range(MAX_SLOTS + 1)]
-        self.blocks_per_sm = self._grids[0] // self.sm_count
-        self.max_grid = self._grids[0]
+        self.blocks_per_sm, self.sm_count = per_sm.value, sms.value
+        self.max_grid = max(1, per_sm.value * sms.value)
         self._params = (ctypes.c_uint64 * N_PARAMS)()
         base = ctypes.addressof(self._params)
         self._param_ptrs = (_vp * N_PARAMS)(*(base + 8 * i for i in range(N_PARAMS)))
         self._lock = threading.Lock()
-
-    def _attribute(self, attribute: int, device: ctypes.c_int) -> int:
-        value = _c_int()
-        self.cu.check(self.cu.lib.cuDeviceGetAttribute(ctypes.byref(value), attribute, device), "cuDeviceGetAttribute")
-        return value.value
-
-    def _max_grid(self, shared_bytes: int) -> int:
-        per_sm = _c_int()
-        self.cu.check(
-            self.cu.lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(
-                ctypes.byref(per_sm), self.function, self.block, shared_bytes
-            ),
-            "cuOccupancyMaxActiveBlocksPerMultiprocessor",
-        )
-        if per_sm.value == 0:
-            raise CudaError(
-                f"the interpreter ({self.config.tag}) cannot run blocks of {self.block} threads with "
-                f"{shared_bytes} B of staging on this GPU (too many registers or too much shared memory)"
-            )
-        return per_sm.value * self.sm_count
-
-    def stage_bytes(self, n_streamed: int) -> int:
-        """Dynamic shared memory a block needs to stage ``n_streamed`` slots."""
-        return self.config.stages * n_streamed * self.tile_len * STAGE_ELEMENT_BYTES
 
     def _make_current(self) -> None:
         current = _vp()
@@ -154,13 +124,12 @@ class KernelLauncher:
         if current.value != self.context.value:
             self.cu.check(self.cu.lib.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
 
-    def grid_for(self, tiles: int, n_streamed: int = 0) -> int:
-        return max(1, min(tiles, self._grids[n_streamed]))
+    def grid_for(self, tiles: int) -> int:
+        return max(1, min(tiles, self.max_grid))
 
-    def launch(self, grid: int, code: torch.Tensor, table: torch.Tensor, bases, stream: int, n_streamed: int = 0):
+    def launch(self, grid: int, code: torch.Tensor, table: torch.Tensor, bases, stream: int) -> None:
         """Launch on ``stream`` (a raw CUDA stream handle). Never synchronizes."""
         n_code, n_table = code.numel(), table.numel()
-        shared = self.stage_bytes(n_streamed)
         with self._lock:
             p = self._params
             p[2] = p[5] = n_code
@@ -172,7 +141,7 @@ class KernelLauncher:
             p[14:N_PARAMS] = bases
             self._make_current()
             result = self.cu.lib.cuLaunchKernel(
-                self.function, grid, 1, 1, self.block, 1, 1, shared, stream, self._param_ptrs, None
+                self.function, grid, 1, 1, self.block, 1, 1, 0, stream, self._param_ptrs, None
             )
         if result != 0:
             self.cu.check(result, "cuLaunchKernel")

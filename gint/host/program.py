@@ -57,7 +57,7 @@ class Program:
 
 
 def streamed_slots(program: Program) -> list[int]:
-    """Slots read only by LOADs at offset 0 and never stored: the kernel may fetch
+    """Slots read only by LOADs at offset 0 and never stored: the kernel may ask for
     their tiles ahead of the instructions that load them."""
     return sorted(program.loaded_slots - program.offset_slots - program.stored_slots)
 
@@ -67,11 +67,7 @@ def encode(program: Program, depths: list[int]) -> list[int]:
     (the verifier's result). A header (``abi.CODE_HEADER`` words), then two int32 words
     per instruction: dispatch key, operand."""
     words: list[int] = [0] * abi.CODE_HEADER
-    streamed = streamed_slots(program)
-    words[abi.CODE_STREAM_MASK] = sum(1 << slot for slot in streamed)
-    words[abi.CODE_STREAM_COUNT] = len(streamed)
-    for rank, slot in enumerate(streamed):
-        words[abi.CODE_STREAM_RANK + slot] = rank
+    words[abi.CODE_STREAM_MASK] = sum(1 << slot for slot in streamed_slots(program))
     for (opcode, operand), depth in zip(program.code, depths, strict=True):
         words += [isa.dispatch_key(opcode, depth), operand]
     # The kernel fetches instruction i+1 while executing i: pad past the final HALT.

@@ -13,22 +13,19 @@ consecutive elements of one row (the innermost domain dimension). A thread's
 of thread ``t`` starting at ``(g * blockDim + t) * VEC``: each run is one vector
 access and each warp-wide access is contiguous.
 
-Per tile and slot, a few threads decide once how the slot's elements are reached
-(an "access mode", kept in shared memory): a tile wholly inside the row, walked
-contiguously from a vector-aligned address, is read and written with one vector
-access per run and no bounds checks; anything else (row ends, broadcast, strided,
-misaligned, offsets) goes element by element with checks.
+Once per launch, each slot gets an access mode (in shared memory): a slot walked
+contiguously along the row from vector-aligned row starts is read and written,
+on every tile wholly inside its row, with one vector access per run and no bounds
+checks. Everything else (row ends, broadcast, strided, misaligned, offsets) goes
+element by element with checks. Nothing is decided per tile in shared memory, so
+tiles need no barrier.
 
-Streamed slots (loaded, only at offset 0, never stored) are fetched ahead: with
-``stages`` S, each thread starts ``cp.async`` copies of its own runs of tile k+S-1
-into shared memory before running the program over tile k, so device-memory
-latency overlaps the interpretation of S-1 tiles, whatever the program does between
-its loads. A LOAD of such a slot reads shared memory. With ``prefetch``, the slots'
-tiles ``prefetch`` grid strides ahead are also requested into L2.
-
-The next instruction is fetched before the current one executes, so its load
-latency overlaps the work (the encoder pads programs so the fetch past HALT stays
-in bounds). ``EPT``, ``VEC``, ``stages`` and ``prefetch`` come from a ``KernelConfig``.
+With ``prefetch``, threads 0..7 ask for each streamed slot's tile ``prefetch`` grid
+strides ahead in L2. The next instruction is fetched before the current one
+executes, so its load latency overlaps the work (the encoder pads programs so the
+fetch past HALT stays in bounds). ``EPT``, ``VEC`` and ``prefetch`` come from a
+``KernelConfig``; the dispatch is one dense ``if`` chain that LLVM's NVPTX back end
+turns into jump tables (``gint.kernel.nvptx``).
 """
 
 from __future__ import annotations
@@ -43,8 +40,7 @@ from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
 from gint.kernel.config import DEFAULT, KernelConfig
 
 _SLOT_MASK = (1 << SLOT_BITS) - 1
-STAGED = 8  # access modes at or above this read a staged copy in shared memory (mode - STAGED is the dtype)
-STAGE_ELEMENT_BYTES = 4  # staging room per element: the widest dtype that streams (float32, int32)
+MAX_WARPS = 32  # per block (1024 threads)
 _I = "    "
 
 
@@ -94,51 +90,42 @@ class _Generator:
 
     def slot_prologue(self) -> list[str]:
         return [
-            f"slot = arg & {_SLOT_MASK}",
+            f"slot = uint64(arg & {_SLOT_MASK})",  # unsigned: no negative-index wraparound code
             f"offset = arg >> {SLOT_BITS}",
-            "here = uint64(parity + slot)",  # unsigned: no negative-index wraparound code
-            "mode = sh_mode[here]",
+            "mode = sh_vector[slot]",
+            "base = sh_base[slot]",
+            "if single_row:",
+            _I + "row_start = int64(0)",
+            "else:",
+            _I + "row_start = sh_row_start[warp_records + slot]",
         ]
 
     def general_prologue(self) -> list[str]:
-        return [
-            "base = sh_base[slot]",
-            "dtype = sh_dtype[slot]",
-            f"step = sh_stride[slot * {MAX_DIMS} + {MAX_DIMS - 1}]",
-            "row_start = sh_row_start[here]",
-        ]
+        return ["dtype = sh_dtype[slot]", f"step = sh_stride[slot * {MAX_DIMS} + {MAX_DIMS - 1}]"]
 
     def group(self, position: int, g: int) -> str:
         return ", ".join(stack_var(position, g * self.vec + v) for v in range(self.vec))
 
+    def memory(self, direct_access, general_access) -> list[str]:
+        """A LOAD or STORE: one vector access per run on a whole tile of a vector slot,
+        element by element with checks otherwise (row ends, offsets, other layouts).
+        ``direct_access(g)`` and ``general_access(g)`` write run ``g``'s statement."""
+        direct = ["start = base + ((row_start + chunk_start) << element_shift(mode))"]
+        direct += [direct_access(g) for g in range(self.groups)]
+        general = self.general_prologue() + [general_access(g) for g in range(self.groups)]
+        return self.slot_prologue() + ["if full and offset == 0 and mode >= 0:", *_indent(direct), "else:", *_indent(general)]
+
     def load(self, depth: int) -> list[str]:
-        direct = ["start = sh_tile_start[here]"] + [
-            f"{self.group(depth, g)} = load_tile_group(start, mode, e{g})" for g in range(self.groups)
-        ]
-        general = self.general_prologue() + [
-            f"{self.group(depth, g)} = load_group(base, dtype, row_start, step, j{g} + offset, row)"
-            for g in range(self.groups)
-        ]
-        lines = self.slot_prologue()
-        if self.config.stages:
-            staged = ["start = sh_stage_start[here]"] + [
-                f"{self.group(depth, g)} = load_staged_group(start, mode - {STAGED}, e{g})" for g in range(self.groups)
-            ]
-            lines += [f"if mode >= {STAGED}:", *_indent(staged), "elif offset == 0 and mode >= 0:"]
-        else:
-            lines += ["if offset == 0 and mode >= 0:"]
-        return lines + [*_indent(direct), "else:", *_indent(general)]
+        return self.memory(
+            lambda g: f"{self.group(depth, g)} = load_tile_group(start, mode, e{g})",
+            lambda g: f"{self.group(depth, g)} = load_group(base, dtype, row_start, step, chunk_start + e{g} + offset, row)",
+        )
 
     def store(self, depth: int) -> list[str]:
-        # streamed slots are never stored, so a stored slot's mode is never STAGED or above
-        direct = ["start = sh_tile_start[here]"] + [
-            f"store_tile_group(start, mode, e{g}, {self.group(depth - 1, g)})" for g in range(self.groups)
-        ]
-        general = self.general_prologue() + [
-            f"store_group(base, dtype, row_start, step, j{g} + offset, row, {self.group(depth - 1, g)})"
-            for g in range(self.groups)
-        ]
-        return self.slot_prologue() + ["if offset == 0 and mode >= 0:", *_indent(direct), "else:", *_indent(general)]
+        return self.memory(
+            lambda g: f"store_tile_group(start, mode, e{g}, {self.group(depth - 1, g)})",
+            lambda g: f"store_group(base, dtype, row_start, step, chunk_start + e{g} + offset, row, {self.group(depth - 1, g)})",
+        )
 
     def const(self, depth: int) -> list[str]:
         return ["imm = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = fresh(imm)" for k in range(self.ept)]
@@ -183,39 +170,21 @@ class _Generator:
 
     # -- kernel skeleton -------------------------------------------------------
 
-    # -- kernel skeleton -------------------------------------------------------
-    #
-    # Tiles of a block are numbered k = 0, 1, ... (tile = blockIdx + k * gridDim). At
-    # step k, threads 0..MAX_SLOTS-1 describe tile k + AHEAD in shared memory (one
-    # record per slot: row start, tile address, access mode, staging address); after
-    # the barrier, with staging, every thread starts copying its own bytes of that
-    # tile's streamed slots into shared memory (stage (k + AHEAD) % STAGES), then waits
-    # for its copies of tile k and runs the program over tile k. Descriptions live in
-    # a ring of AHEAD + 2 records, so a new one never overwrites one still being read.
-
-    @property
-    def ahead(self) -> int:
-        return max(self.config.stages - 1, 0)
-
-    @property
-    def ring(self) -> int:
-        return self.ahead + 2
-
     def prologue(self) -> list[str]:
         bases = ", ".join(f"base{s}" for s in range(MAX_SLOTS))
         header, rec, dims = abi.HEADER, abi.SLOT_RECORD, MAX_DIMS
         outer = " * ".join(f"d{d}" for d in range(dims - 1))
-        records = self.ring * MAX_SLOTS
+        strides = ", ".join(f"sh_stride[tid * {dims} + {d}]" for d in range(dims))
         body = [
             f"sh_base = cuda.shared.array({MAX_SLOTS}, int64)",
             f"sh_dtype = cuda.shared.array({MAX_SLOTS}, int64)",
             f"sh_stride = cuda.shared.array({MAX_SLOTS * dims}, int64)",
-            f"sh_row_start = cuda.shared.array({records}, int64)",
-            f"sh_tile_start = cuda.shared.array({records}, int64)",
-            f"sh_stage_start = cuda.shared.array({records}, int64)",
-            f"sh_mode = cuda.shared.array({records}, int32)",
-            f"sh_chunk_start = cuda.shared.array({self.ring}, int64)",
+            f"sh_vector = cuda.shared.array({MAX_SLOTS}, int32)",
+            # per warp and slot: where the slot's current row starts (domains of several rows)
+            f"sh_row_start = cuda.shared.array({MAX_WARPS * MAX_SLOTS}, int64)",
             "tid = cuda.threadIdx.x",
+            "lane = tid % 32",
+            f"warp_records = uint64(tid // 32 * {MAX_SLOTS})",
             "if tid == 0:",
             *_indent([f"sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)]),
             f"if tid < {MAX_SLOTS}:",
@@ -223,120 +192,65 @@ class _Generator:
             f"if tid < {MAX_SLOTS * dims}:",
             _I + f"sh_stride[tid] = table[{header} + (tid // {dims}) * {rec} + 1 + tid % {dims}]",
             "cuda.syncthreads()",
-            *[f"d{d} = table[{d}]" for d in range(dims - 1)],
+            # once per launch, per slot: may whole tiles move with one vector access per run?
+            f"if tid < {MAX_SLOTS}:",
+            _I + f"sh_vector[tid] = vector_mode(sh_dtype[tid], sh_base[tid], {strides})",
+            "cuda.syncthreads()",
             f"row = table[{dims - 1}]",
             f"stream_mask = code[{abi.CODE_STREAM_MASK}]",
-            f"n_streamed = code[{abi.CODE_STREAM_COUNT}]",
-            "stage_buffer = cuda.shared.array(0, uint8)",
-            "stage_base = shared_address(stage_buffer)",
             "width = cuda.blockDim.x",
             f"tile_len = width * {self.ept}",
-            f"stage_bytes = tile_len * {STAGE_ELEMENT_BYTES}",
-            # stage only into shared memory the launch provided: a short launch reads device memory instead
-            f"staging = {self.config.stages} * n_streamed * stage_bytes <= stage_buffer.size",
-            "grid = cuda.gridDim.x",
-            "grid_len = grid * tile_len",
-            "tiles_per_row = (row + tile_len - 1) // tile_len",
-            f"n_tiles = {outer} * tiles_per_row",
-            f"single_row = {outer} == 1",
-            "tile = int64(cuda.blockIdx.x)",
-            "k = 0",
+            "grid_len = cuda.gridDim.x * tile_len",
+            # tile counters are 32-bit (2^31 tiles of 2048+ elements is beyond any GPU's memory)
+            "tiles_per_row = int32((row + tile_len - 1) // tile_len)",
+            f"rows = {' * '.join(f'table[{d}]' for d in range(dims - 1))}",
+            "n_tiles = int32(rows * tiles_per_row)",
+            "single_row = rows == 1",
+            "tile = int32(cuda.blockIdx.x)",
             # element offsets, within a tile, of this thread's vector runs
-            f"e0 = tid * {self.vec}",
+            f"e0 = int32(tid * {self.vec})",
             *[f"e{g} = e0 + {g * self.vec} * width" for g in range(1, self.groups)],
             # stack registers are defined once; the verifier proves no program reads one before writing it
             *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
         ]
-        for a in range(self.ahead):
-            body += self.describe(f"tile + {a} * grid", f"{a * MAX_SLOTS}", f"{a}")
-            body += self.stage(f"{a * MAX_SLOTS}")
         return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + _indent(body)
 
-    def describe(self, tile: str, ring: str, stage: str) -> list[str]:
-        """Threads 0..MAX_SLOTS-1 describe slot ``tid`` in tile ``tile`` into ring
-        record ``ring + tid`` (and thread 0 the tile's first row element), then the
-        block synchronizes."""
-        dims = MAX_DIMS
-        outer = MAX_DIMS - 1
-        split = ["rest = ahead_tile // tiles_per_row", "chunk = ahead_tile - rest * tiles_per_row"]
-        for d in reversed(range(outer)):
-            split += ["o0 = rest"] if d == 0 else [f"o{d} = rest % d{d}", f"rest = rest // d{d}"]
-        row_start = " + ".join(f"o{d} * sh_stride[tid * {dims} + {d}]" for d in range(outer))
-        lines = [
-            "if single_row:",
-            _I + "chunk = ahead_tile",
-            *_indent([f"o{d} = int64(0)" for d in range(outer)]),
-            "else:",
-            *_indent(split),
-            "chunk_start = chunk * tile_len",
-            f"step = sh_stride[tid * {dims} + {dims - 1}]",
-            "dtype = sh_dtype[tid]",
-            f"row_start = {row_start}",
-            "start = sh_base[tid] + (row_start + chunk_start * step) * element_size(dtype)",
-            "mode = tile_mode(dtype, start, step, chunk_start + tile_len <= row)",
-            "streamed = (stream_mask >> tid) & 1",
-        ]
-        if self.config.stages:
-            lines += [
-                "if mode >= 0 and streamed and staging:",
-                _I + f"mode += {STAGED}",
-                f"sh_stage_start[at] = stage_base + (({stage}) * n_streamed + code[{abi.CODE_STREAM_RANK} + tid]) * stage_bytes",
-            ]
-        lines += [
-            "sh_row_start[at] = row_start",
-            "sh_tile_start[at] = start",
-            "sh_mode[at] = mode",
-            "if tid == 0:",
-            _I + f"sh_chunk_start[({ring}) // {MAX_SLOTS}] = chunk_start",
-        ]
-        if self.config.prefetch:
-            ahead = f"chunk_start + {self.config.prefetch} * grid_len"
-            lines += [
-                "if single_row and step == 1 and streamed:",
-                _I + f"prefetch_row_l2(sh_base[tid], dtype, row_start, {ahead}, tile_len, row)",
-            ]
+    def prefetch(self) -> list[str]:
+        """Threads 0..MAX_SLOTS-1 ask for their streamed slot's tile ``prefetch`` grid
+        strides ahead in L2 (a hint: nothing waits for it)."""
+        if not self.config.prefetch:
+            return []
+        ahead = f"chunk_start + {self.config.prefetch} * grid_len"
+        condition = f"single_row and tid < {MAX_SLOTS} and (stream_mask >> tid) & 1"
+        step_one = f"sh_stride[tid * {MAX_DIMS} + {MAX_DIMS - 1}] == 1"
         return [
-            f"if tid < {MAX_SLOTS}:",
-            _I + f"ahead_tile = {tile}",
-            _I + f"at = uint64({ring} + tid)",
-            _I + "if ahead_tile < n_tiles:",
-            *_indent(lines, 2),
-            _I + "else:",
-            _I * 2 + "sh_mode[at] = -1",
-            "cuda.syncthreads()",
+            f"if {condition} and {step_one}:",
+            _I + f"prefetch_row_l2(sh_base[tid], sh_dtype[tid], int64(0), {ahead}, tile_len, row)",
         ]
 
-    def stage(self, ring: str) -> list[str]:
-        """Every thread starts copying its runs of the streamed slots described in
-        ring records ``ring ..``, as one commit group (empty when nothing is streamed)."""
-        if not self.config.stages:
-            return []
-        copies = [f"stage_group(dst + e{g} * size, src + e{g} * size, dtype)" for g in range(self.groups)]
-        return [
-            f"for s in range({MAX_SLOTS}):",
-            _I + f"mode = sh_mode[uint64({ring} + s)]",
-            _I + f"if mode >= {STAGED}:",
-            _I * 2 + f"dtype = mode - {STAGED}",
-            _I * 2 + "size = element_size(dtype)",
-            _I * 2 + f"src = sh_tile_start[uint64({ring} + s)]",
-            _I * 2 + f"dst = sh_stage_start[uint64({ring} + s)]",
-            *_indent(copies, 2),
-            "copy_async_commit()",
+    def row_starts(self) -> list[str]:
+        """Several rows: split the tile number into row coordinates o0..o2 and the chunk
+        of the row; lanes 0..MAX_SLOTS-1 of each warp write where each slot's row starts
+        to the warp's records (read by LOAD/STORE: no registers held across the program)."""
+        outer = MAX_DIMS - 1
+        lines = ["rest = tile // tiles_per_row", "chunk = int32(tile - rest * tiles_per_row)"]
+        for d in reversed(range(outer)):
+            # sizes re-read from the table here, not held in registers for the whole kernel
+            lines += ["o0 = rest"] if d == 0 else [f"o{d} = rest % table[{d}]", f"rest = rest // table[{d}]"]
+        row_start = " + ".join(f"o{d} * sh_stride[lane * {MAX_DIMS} + {d}]" for d in range(outer))
+        return lines + [
+            "warp_sync()",  # the warp's lanes are done reading the last tile's records
+            f"if lane < {MAX_SLOTS}:",
+            _I + f"sh_row_start[warp_records + lane] = {row_start}",
+            "warp_sync()",
         ]
 
     def tile_loop(self) -> list[str]:
-        ahead, ring = self.ahead, self.ring
-        current = f"(k % {ring}) * {MAX_SLOTS}"
-        upcoming = f"((k + {ahead}) % {ring}) * {MAX_SLOTS}"
-        lines = self.describe(f"tile + {ahead} * grid", upcoming, f"(k + {ahead}) % {self.config.stages or 1}")
-        lines += self.stage(upcoming)
-        if self.config.stages:
-            lines.append(f"copy_async_wait_{ahead}()")
+        lines = ["if single_row:", _I + "chunk = int32(tile)", "else:", *_indent(self.row_starts())]
         lines += [
-            f"parity = {current}",
-            f"chunk_start = sh_chunk_start[k % {ring}]",
-            "j0 = chunk_start + e0",
-            *[f"j{g} = chunk_start + e{g}" for g in range(1, self.groups)],
+            "chunk_start = int64(chunk) * tile_len",
+            "full = chunk_start + tile_len <= row",
+            *self.prefetch(),
             f"key = code[{abi.CODE_HEADER}]",
             f"arg = code[{abi.CODE_HEADER + 1}]",
             f"pc = {abi.CODE_HEADER + 2}",
@@ -344,21 +258,18 @@ class _Generator:
         ]
         loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
         lines += _indent(loop + ["key = next_key", "arg = next_arg"])
-        lines += ["tile += grid", "k += 1"]
+        lines.append("tile = int32(tile + cuda.gridDim.x)")
         return _indent(["while tile < n_tiles:"] + _indent(lines))
 
     def source(self) -> str:
-        memory = ["load_group", "store_group", "load_tile_group", "store_tile_group", "load_staged_group"]
-        helpers = ", ".join([*memory, "stage_group", "tile_mode", "element_size", "prefetch_row_l2"])
-        helpers += ", " + ", ".join(expression_helpers())
+        memory = ["load_group", "store_group", "load_tile_group", "store_tile_group", "vector_mode", "element_shift"]
+        helpers = ", ".join([*memory, "prefetch_row_l2", *expression_helpers()])
         head = [
             f'"""Generated by gint.kernel.codegen from gint.isa for {self.config}; do not edit."""',
             "from numba import cuda",
-            "from numba.types import uint8  # a Numba type: the simulator sizes dynamic shared memory from it",
             "from numpy import float32, int32, int64, uint64",
             f"from gint.kernel.device import {helpers}",
-            "from gint.kernel.memory import bits_to_f32, fresh, shared_address, copy_async_commit",
-            f"from gint.kernel.memory import copy_async_wait_{self.ahead}" if self.config.stages else "",
+            "from gint.kernel.memory import bits_to_f32, fresh, warp_sync",
             "",
             "ZERO = float32(0.0)",
         ]

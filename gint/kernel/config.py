@@ -15,7 +15,6 @@ class KernelConfig:
     ept: int = 8  # elements per thread per tile; the stack is MAX_DEPTH x ept registers
     vec: int = 4  # a thread's elements come in runs of vec consecutive ones (one vector access)
     prefetch: int = 1  # bulk-prefetch into L2 the tile this many grid strides ahead (0: off; sm_90+)
-    stages: int = 0  # shared-memory stages for streamed slots, copied ahead with cp.async (0: off; sm_80+)
     max_registers: int = 128  # per thread: 2 resident blocks of 256 threads per SM (ptxas .maxnreg)
     backend: str = "nvptx"  # LLVM IR -> PTX: "nvptx" (LLVM, jump-table dispatch) or "nvvm" (compare trees)
 
@@ -24,8 +23,6 @@ class KernelConfig:
             raise ValueError(f"unsupported kernel config {self}: vec must be 4 and divide ept")
         if self.backend not in ("nvptx", "nvvm"):
             raise ValueError(f"unsupported kernel config {self}: backend must be 'nvptx' or 'nvvm'")
-        if self.stages not in (0, 2, 3):
-            raise ValueError(f"unsupported kernel config {self}: stages must be 0, 2 or 3")
 
     @property
     def groups(self) -> int:
@@ -33,7 +30,7 @@ class KernelConfig:
 
     @property
     def tag(self) -> str:
-        return f"e{self.ept}v{self.vec}p{self.prefetch}s{self.stages}r{self.max_registers}-{self.backend}"
+        return f"e{self.ept}v{self.vec}p{self.prefetch}r{self.max_registers}-{self.backend}"
 
 
 DEFAULT = KernelConfig()
@@ -43,6 +40,4 @@ def for_capability(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> Kerne
     """``config`` adjusted to what compute capability ``cc`` can run."""
     if cc < (9, 0) and config.prefetch:
         config = replace(config, prefetch=0)  # cp.async.bulk.prefetch is sm_90+
-    if cc < (8, 0) and config.stages:
-        config = replace(config, stages=0)  # cp.async is sm_80+
     return config

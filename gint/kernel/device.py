@@ -14,9 +14,6 @@ from numba import cuda
 from gint.abi import DT_BF16, DT_BOOL, DT_F16, DT_F32, DT_I32, DT_I64
 from gint.kernel.memory import (
     bits_to_f32,
-    copy_async_4,
-    copy_async_8,
-    copy_async_16,
     f16_bits_to_f32,
     f32_to_bits,
     f32_to_f16_bits,
@@ -25,10 +22,6 @@ from gint.kernel.memory import (
     load_i32,
     load_i32x4,
     load_i64,
-    load_shared_f32x4,
-    load_shared_i32x4,
-    load_shared_u8x4,
-    load_shared_u16x4,
     load_u8,
     load_u8x4,
     load_u16,
@@ -173,66 +166,55 @@ def vector_bytes(dtype):
     return 4 * element_size(dtype)
 
 
-@device
-def tile_mode(dtype, start, step, full):
-    """How a slot's elements in this tile are reached: ``dtype`` when every thread's
-    runs are in the row, contiguous and vector-aligned (one vector access each, no
-    bounds checks), else -1 (element by element, with checks).
+_ELEMENT_SHIFTS = 0x032112  # nibble d: log2 of the element size of dtype code d (f32 f16 bf16 i32 i64 bool)
 
-    ``start`` is the address of the tile's first element; ``full`` says the tile lies
-    wholly inside its row. Computed once per tile and slot, not per access.
-    """
-    if not full or step != 1:
-        return -1
+
+@device
+def element_shift(dtype):
+    """log2 of the element size of ``dtype``, without branches."""
+    return (_ELEMENT_SHIFTS >> (dtype * 4)) & 15
+
+
+@device
+def vector_mode(dtype, base, outer0, outer1, outer2, step):
+    """How a slot's whole tiles are reached: ``dtype`` when the slot is walked
+    contiguously along the row (``step`` 1) and every row starts vector-aligned
+    (base and outer strides are multiples of the vector width), so each thread's run
+    is one aligned vector access; else -1 (element by element, with checks).
+
+    Tiles are ``blockDim * EPT`` elements (blockDim a multiple of 32) and runs start
+    at multiples of 4 elements, so alignment at a row start holds for every run."""
     width = vector_bytes(dtype)
-    if width == 0 or start & (width - 1) != 0:
+    if width == 0 or step != 1:
+        return -1
+    size = element_size(dtype)
+    if (base | outer0 * size | outer1 * size | outer2 * size) & (width - 1) != 0:
         return -1
     return dtype
 
 
-def _group_loader(load_f32x4, load_u16x4, load_i32x4, load_u8x4):
-    """A device function reading one 4-element vector run at ``start + e`` elements,
-    as float32, in vector ``mode`` (a dtype code chosen by ``tile_mode``, never -1),
-    with the given vector loads (device memory or shared memory)."""
-
-    def load(start, mode, e):
-        if mode == DT_F32:
-            return load_f32x4(start + e * 4)
-        if mode == DT_BF16:
-            a, b, c, d = load_u16x4(start + e * 2)
-            return bf16_bits_to_f32(a), bf16_bits_to_f32(b), bf16_bits_to_f32(c), bf16_bits_to_f32(d)
-        if mode == DT_F16:
-            a, b, c, d = load_u16x4(start + e * 2)
-            return f16_bits_to_f32(a), f16_bits_to_f32(b), f16_bits_to_f32(c), f16_bits_to_f32(d)
-        if mode == DT_I32:
-            a, b, c, d = load_i32x4(start + e * 4)
-            return float32(a), float32(b), float32(c), float32(d)
-        a, b, c, d = load_u8x4(start + e)  # bool
-        return truth(a != 0), truth(b != 0), truth(c != 0), truth(d != 0)
-
-    return device(load)
-
-
-load_tile_group = _group_loader(load_f32x4, load_u16x4, load_i32x4, load_u8x4)
-load_staged_group = _group_loader(load_shared_f32x4, load_shared_u16x4, load_shared_i32x4, load_shared_u8x4)
-
-
 @device
-def stage_group(dst, src, mode):
-    """Start copying one 4-element run of dtype ``mode`` from device memory at ``src``
-    to shared memory at ``dst`` (completes at a later ``copy_async_wait_*``)."""
-    width = vector_bytes(mode)
-    if width == 16:
-        copy_async_16(dst, src)
-    elif width == 8:
-        copy_async_8(dst, src)
-    else:
-        copy_async_4(dst, src)
+def load_tile_group(start, mode, e):
+    """Elements e .. e+3 of the tile at address ``start`` as float32, with one vector
+    access in ``mode`` (a dtype code from ``vector_mode``, never -1)."""
+    if mode == DT_F32:
+        return load_f32x4(start + e * 4)
+    if mode == DT_BF16:
+        a, b, c, d = load_u16x4(start + e * 2)
+        return bf16_bits_to_f32(a), bf16_bits_to_f32(b), bf16_bits_to_f32(c), bf16_bits_to_f32(d)
+    if mode == DT_F16:
+        a, b, c, d = load_u16x4(start + e * 2)
+        return f16_bits_to_f32(a), f16_bits_to_f32(b), f16_bits_to_f32(c), f16_bits_to_f32(d)
+    if mode == DT_I32:
+        a, b, c, d = load_i32x4(start + e * 4)
+        return float32(a), float32(b), float32(c), float32(d)
+    a, b, c, d = load_u8x4(start + e)  # bool
+    return truth(a != 0), truth(b != 0), truth(c != 0), truth(d != 0)
 
 
 @device
 def store_tile_group(start, mode, e, a, b, c, d):
-    """Write elements e .. e+3 of the tile at ``start`` in vector ``mode`` (see ``load_tile_group``)."""
+    """Write elements e .. e+3 of the tile at ``start`` in vector ``mode`` (see ``vector_mode``)."""
     if mode == DT_F32:
         store_f32x4(start + e * 4, a, b, c, d)
     elif mode == DT_BF16:

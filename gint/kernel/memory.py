@@ -9,13 +9,6 @@ has a Python twin that reads and writes host memory at the same address through
 ctypes (the simulator runs on CPU tensors, whose addresses are host addresses).
 Everything above this module (dispatch, address arithmetic, dtype branches,
 rounding) is the same code on both paths.
-
-Staging (``gint.kernel.codegen`` with ``stages``): each thread copies the bytes it
-will later load from device memory into the block's dynamic shared memory with
-``cp.async`` a few tiles ahead, then reads them with ``ld.shared``. Under the
-simulator a shared address is the host address of the block's shared buffer, the
-copy is a ``memmove`` done at once, and waiting does nothing: each thread reads only
-bytes it copied itself, so the order of events is the same as on the GPU.
 """
 
 from __future__ import annotations
@@ -27,10 +20,7 @@ __all__ = [
     "store_f32", "store_u16", "store_i32", "store_i64", "store_u8",
     "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
     "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
-    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh",
-    "shared_address", "copy_async_16", "copy_async_8", "copy_async_4", "copy_async_commit",
-    "copy_async_wait_1", "copy_async_wait_2", "load_shared_f32x4", "load_shared_u16x4",
-    "load_shared_i32x4", "load_shared_u8x4",
+    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
 ]  # fmt: skip
 
 # The x4 helpers move 4 consecutive elements with one vector access; the address must
@@ -38,6 +28,8 @@ __all__ = [
 
 if SIMULATOR:
     import ctypes
+
+    from numba import cuda
 
     import numpy as np
 
@@ -64,14 +56,21 @@ if SIMULATOR:
     store_i64 = _storer(ctypes.c_int64)
     store_u8 = _storer(ctypes.c_uint8)
 
+    def _check_aligned(addr, size):
+        # the GPU faults on a misaligned vector access; make the simulator as strict
+        if int(addr) % (4 * size):
+            raise RuntimeError(f"misaligned {4 * size}-byte vector access at {int(addr):#x}")
+
     def _vector_loader(load, size):
         def load4(addr):
+            _check_aligned(addr, size)
             return load(addr), load(addr + size), load(addr + 2 * size), load(addr + 3 * size)
 
         return load4
 
     def _vector_storer(store, size):
         def store4(addr, a, b, c, d):
+            _check_aligned(addr, size)
             store(addr, a)
             store(addr + size, b)
             store(addr + 2 * size, c)
@@ -91,30 +90,14 @@ if SIMULATOR:
     def prefetch_l2(addr, nbytes):
         """A hint with no effect on results; nothing to simulate."""
 
-    def shared_address(buffer):
-        return np.int64(buffer.ctypes.data)
-
-    def _copier(nbytes):
-        def copy(dst, src):
-            ctypes.memmove(int(dst), int(src), nbytes)
-
-        return copy
-
-    copy_async_16, copy_async_8, copy_async_4 = _copier(16), _copier(8), _copier(4)
-
-    def copy_async_commit():
-        """Copies complete at once under the simulator: nothing to group."""
-
-    def copy_async_wait_1():
-        """Nothing is ever pending under the simulator."""
-
-    copy_async_wait_2 = copy_async_wait_1
-    # shared addresses are host addresses here, so shared loads are the host loads
-    load_shared_f32x4, load_shared_u16x4 = load_f32x4, load_u16x4
-    load_shared_i32x4, load_shared_u8x4 = load_i32x4, load_u8x4
-
     def fresh(value):
         return value
+
+    @cuda.jit(device=True)  # so that the simulator gives ``cuda`` its thread-aware twin here
+    def warp_sync():
+        """The simulator has no warp intrinsics: a block barrier orders as much (every
+        thread of the block reaches each call, as every lane of a warp does on the GPU)."""
+        cuda.syncthreads()
 
     def f16_bits_to_f32(bits):
         return np.float32(np.array(int(bits) & 0xFFFF, np.uint16).view(np.float16))
@@ -134,10 +117,9 @@ else:
     from numba.cuda.extending import intrinsic
 
     _GLOBAL = 1  # NVVM address space of device memory: gives ld.global / st.global
-    _SHARED = 3  # NVVM address space of shared memory: gives ld.shared
 
-    def _global_ptr(builder, addr, lltype, addrspace=_GLOBAL):
-        return builder.inttoptr(addr, ir.PointerType(lltype, addrspace=addrspace))
+    def _global_ptr(builder, addr, lltype):
+        return builder.inttoptr(addr, ir.PointerType(lltype, addrspace=_GLOBAL))
 
     def _make_load(word, result):
         """Load one ``word`` (an LLVM type) at an int64 address, widened to ``result``."""
@@ -178,7 +160,7 @@ else:
 
         return store
 
-    def _make_vector_load(word, result, addrspace=_GLOBAL):
+    def _make_vector_load(word, result):
         """Load 4 consecutive ``word``s with one aligned vector access, each widened to ``result``."""
 
         @intrinsic
@@ -190,7 +172,7 @@ else:
             def codegen(context, builder, sig, args):
                 vector_type = ir.VectorType(word, 4)
                 align = 4 * (word.width // 8 if isinstance(word, ir.IntType) else 4)
-                vector = builder.load(_global_ptr(builder, args[0], vector_type, addrspace), align=align)
+                vector = builder.load(_global_ptr(builder, args[0], vector_type), align=align)
                 target = context.get_value_type(result)
                 lanes = []
                 for lane in range(4):
@@ -245,63 +227,16 @@ else:
     store_i32x4 = _make_vector_store(_i32, types.int32)
     store_u8x4 = _make_vector_store(_i8, types.int32)
 
-    load_shared_f32x4 = _make_vector_load(_f32, types.float32, _SHARED)
-    load_shared_u16x4 = _make_vector_load(_i16, types.int32, _SHARED)
-    load_shared_i32x4 = _make_vector_load(_i32, types.int32, _SHARED)
-    load_shared_u8x4 = _make_vector_load(_i8, types.int32, _SHARED)
-
     @intrinsic
-    def shared_address(typingctx, buffer):
-        """The shared-memory address (as int64) of a shared array's first byte."""
-        if not isinstance(buffer, types.Array):
-            return None
+    def warp_sync(typingctx):
+        """``bar.warp.sync`` over all 32 lanes: orders the warp's shared-memory accesses."""
 
         def codegen(context, builder, sig, args):
-            array = context.make_array(sig.args[0])(context, builder, args[0])
-            generic = builder.bitcast(array.data, ir.PointerType(_i8))
-            shared = builder.addrspacecast(generic, ir.PointerType(_i8, addrspace=_SHARED))
-            return builder.ptrtoint(shared, _i64)
+            asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "bar.warp.sync 0xffffffff;", "~{memory}", side_effect=True)
+            builder.call(asm, [])
+            return context.get_dummy_value()
 
-        return types.int64(buffer), codegen
-
-    def _make_copy_async(nbytes):
-        """``cp.async`` of ``nbytes`` from a device address to a shared address (sm_80+).
-        16-byte copies skip L1 (``.cg``): the bytes are read once."""
-        cache = "cg" if nbytes == 16 else "ca"
-
-        @intrinsic
-        def copy(typingctx, dst, src):
-            if dst != types.int64 or src != types.int64:
-                return None
-
-            def codegen(context, builder, sig, args):
-                asm_type = ir.FunctionType(ir.VoidType(), [_i32, _i64])
-                text = f"cp.async.{cache}.shared.global [$0], [$1], {nbytes};"
-                asm = ir.InlineAsm(asm_type, text, "r,l,~{memory}", side_effect=True)
-                builder.call(asm, [builder.trunc(args[0], _i32), args[1]])
-                return context.get_dummy_value()
-
-            return types.void(types.int64, types.int64), codegen
-
-        return copy
-
-    def _make_asm_statement(text):
-        @intrinsic
-        def statement(typingctx):
-            def codegen(context, builder, sig, args):
-                asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), text, "~{memory}", side_effect=True)
-                builder.call(asm, [])
-                return context.get_dummy_value()
-
-            return types.void(), codegen
-
-        return statement
-
-    copy_async_16, copy_async_8, copy_async_4 = _make_copy_async(16), _make_copy_async(8), _make_copy_async(4)
-    copy_async_commit = _make_asm_statement("cp.async.commit_group;")
-    # wait until at most N of this thread's committed groups are still in flight
-    copy_async_wait_1 = _make_asm_statement("cp.async.wait_group 1;")
-    copy_async_wait_2 = _make_asm_statement("cp.async.wait_group 2;")
+        return types.void(), codegen
 
     @intrinsic
     def fresh(typingctx, value):

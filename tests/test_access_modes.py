@@ -1,14 +1,15 @@
-"""Streamed slots: tiles copied ahead into shared memory (``KernelConfig.stages``).
+"""Access modes: whole tiles of contiguous, vector-aligned slots move with one vector
+access per run; everything else goes element by element with checks.
 
-Each block walks many tiles here, so the ring of tile descriptions and the staging
-buffers wrap around several times; inputs mix dtypes, alignments and layouts, so
-staged, direct-vector and element-wise accesses meet in one program.
+Each block walks many tiles here, and inputs mix dtypes, alignments and layouts, so
+vector and element-wise accesses of several slots meet in one program, on whole
+tiles and on the ragged tiles at row ends.
 """
 
 import pytest
 import torch
 
-from gint.host.executor import SIM_BLOCK, SIM_MAX_GRID, prepare
+from gint.host.executor import SIM_BLOCK, SIM_MAX_GRID
 from gint.host.frontend import bytecode, maximum
 from gint.host.program import streamed_slots
 from gint.kernel.config import DEFAULT
@@ -32,7 +33,7 @@ def _mix_reference(a, b, c, d, e):
     return torch.maximum(t, c.float()) - d.float() * e.float()
 
 
-def test_streamed_slots_of_every_staged_dtype(target):
+def test_vector_slots_of_every_vector_dtype(target):
     n = many_tiles(target)
     dev = target.device
     a = torch.randn(n, device=dev)
@@ -46,7 +47,7 @@ def test_streamed_slots_of_every_staged_dtype(target):
     torch.testing.assert_close(out, _mix_reference(a, b, c, d, e))
 
 
-def test_misaligned_and_strided_inputs_next_to_streamed_ones(target):
+def test_misaligned_and_strided_inputs_next_to_vector_ones(target):
     n = many_tiles(target)
     dev = target.device
     a = torch.randn(n + 1, device=dev)[1:]  # 4 bytes past a 16-byte boundary: no vector access
@@ -62,7 +63,7 @@ def test_misaligned_and_strided_inputs_next_to_streamed_ones(target):
 @pytest.mark.parametrize("cols_per_tile", [0.4, 1.7])
 def test_rows_longer_and_shorter_than_a_tile(target, cols_per_tile):
     tile = SIM_BLOCK * DEFAULT.ept if target.name == "sim" else 256 * DEFAULT.ept
-    cols = int(tile * cols_per_tile) // 4 * 4  # rows start 16-byte aligned: full tiles stream
+    cols = int(tile * cols_per_tile) // 4 * 4  # rows start 16-byte aligned: whole tiles are vector tiles
     rows = max(many_tiles(target) // cols, 3)
     dev = target.device
     a, c = (torch.randn(rows, cols, device=dev) for _ in range(2))
@@ -84,8 +85,8 @@ def scale_in_place(x, y, out):
     out.store(x.load() * y.load())
 
 
-def test_slots_that_must_not_stream(target):
-    """A slot read at an offset, or written, is never fetched ahead."""
+def test_offsets_and_in_place_writes(target):
+    """A slot read at an offset goes element by element; an output may be an input's view."""
     n = many_tiles(target)
     x = torch.randn(n, device=target.device)
     assert streamed_slots(smooth.program) == []
@@ -98,4 +99,4 @@ def test_slots_that_must_not_stream(target):
     expected = x * y
     scale_in_place(x, y, x)  # x is read and overwritten through the same view
     torch.testing.assert_close(x, expected)
-    assert prepare(scale_in_place.program).n_streamed == 2  # x and y as inputs; out is a separate slot
+    assert streamed_slots(scale_in_place.program) == [0, 1]  # only loaded slots are prefetched
