@@ -17,8 +17,9 @@ stores round float32 to the slot's dtype once.
 Stack effects read like Forth/CPython: ``"a b -- r"`` pops ``b`` (the top) and
 ``a`` and pushes ``r``. Names that appear on both sides are moved, not computed.
 ``expr`` is a Python expression over the popped names for the single computed
-output; helper names in it (``minimum``, ``fma``, ...) are kernel device functions
-in ``gint.kernel.scalar``. Rows with ``expr=None`` are pure stack moves or are
+output (and ``imm``, the float32 operand, in rows whose operand is F32); helper
+names in it (``minimum``, ``fma``, ...) are kernel device functions in
+``gint.kernel.device``. Rows with ``expr=None`` are pure stack moves or are
 lowered specially by name in the code generator (memory, immediates, PICK/POKE,
 HALT).
 """
@@ -85,7 +86,7 @@ _N, _S, _F, _D = Operand.NONE, Operand.SLOT, Operand.F32, Operand.DEPTH
 # fmt: off
 TABLE: tuple[Instr, ...] = (
     #     name      op  operand  effect            meaning                                              expr
-    Instr("HALT",    0, _N, "--",             "end of program (stack must be empty)"),
+    Instr("HALT",    0, _N, "--",             "end of program (what is left on the stack is dropped)"),
     Instr("LOAD",    1, _S, "-- v",           "v := slot[i + offset] as float32; 0 outside the row"),
     Instr("STORE",   2, _S, "v --",           "slot[i + offset] := v rounded to the slot's dtype"),
     Instr("CONST",   3, _F, "-- v",           "v := the float32 immediate"),
@@ -117,12 +118,25 @@ TABLE: tuple[Instr, ...] = (
     Instr("TRUNC",  29, _N, "a -- r",         "r := a rounded toward zero",                         "trunc(a)"),
     Instr("ROUND",  30, _N, "a -- r",         "r := a rounded to nearest, ties to even",            "rint(a)"),
     Instr("FLOORDIV", 31, _N, "a b -- r",     "r := floor(a / b) as torch computes it",             "floor_divide(a, b)"),
+    # a binary operator with its constant operand in the instruction: one dispatch, not CONST + op
+    Instr("ADDI",   32, _F, "a -- r",         "r := a + imm",                                       "a + imm"),
+    Instr("SUBI",   33, _F, "a -- r",         "r := a - imm",                                       "a - imm"),
+    Instr("RSUBI",  34, _F, "a -- r",         "r := imm - a",                                       "imm - a"),
+    Instr("MULI",   35, _F, "a -- r",         "r := a * imm",                                       "a * imm"),
+    Instr("DIVI",   36, _F, "a -- r",         "r := a / imm",                                       "a / imm"),
+    Instr("RDIVI",  37, _F, "a -- r",         "r := imm / a",                                       "imm / a"),
+    Instr("MINI",   38, _F, "a -- r",         "r := min(a, imm); nan if a is nan",                  "minimum(a, imm)"),
+    Instr("MAXI",   39, _F, "a -- r",         "r := max(a, imm); nan if a is nan",                  "maximum(a, imm)"),
+    Instr("LTI",    40, _F, "a -- r",         "r := 1.0 if a < imm else 0.0",                       "truth(a < imm)"),
+    Instr("GTI",    41, _F, "a -- r",         "r := 1.0 if a > imm else 0.0",                       "truth(a > imm)"),
 )
 # fmt: on
 
 BY_NAME: dict[str, Instr] = {ins.name: ins for ins in TABLE}
 BY_OPCODE: dict[int, Instr] = {ins.opcode: ins for ins in TABLE}
 HALT = BY_NAME["HALT"]
+
+IMMEDIATE = "imm"  # the name of the F32 operand in ``expr``
 
 # Instructions the code generator lowers by name rather than from ``expr``.
 SPECIAL = frozenset({"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE"})
@@ -141,6 +155,8 @@ def _check_table() -> None:
             raise AssertionError(f"{ins.name}: computes {computed} but has no expr")
         if ins.expr is not None and (len(computed) != 1 or moved):
             raise AssertionError(f"{ins.name}: an expr row computes exactly one output")
+        if ins.expr is not None and (IMMEDIATE in ins.expr) != (ins.operand is Operand.F32):
+            raise AssertionError(f"{ins.name}: an expr reads '{IMMEDIATE}' exactly when its operand is F32")
 
 
 _check_table()

@@ -50,6 +50,21 @@ COMPUTE = {
 }
 
 
+# Operators with a built-in float32 constant: name -> torch function of (a, imm).
+COMPUTE_IMMEDIATE = {
+    "ADDI": torch.add,
+    "SUBI": torch.sub,
+    "RSUBI": lambda a, imm: torch.sub(imm, a),
+    "MULI": torch.mul,
+    "DIVI": torch.div,
+    "RDIVI": lambda a, imm: torch.div(imm, a),
+    "MINI": torch.minimum,
+    "MAXI": torch.maximum,
+    "LTI": lambda a, imm: _truth(a < imm),
+    "GTI": lambda a, imm: _truth(a > imm),
+}
+
+
 def _shift(values: torch.Tensor, offset: int) -> torch.Tensor:
     """values[..., i + offset] along the last dim, 0 outside."""
     if offset == 0:
@@ -103,6 +118,9 @@ def execute(program: Program, tensors: list[torch.Tensor]) -> list[torch.Tensor]
         elif name == "POKE":
             value = stack.pop()
             stack[-1 - operand] = value
+        elif name in COMPUTE_IMMEDIATE:
+            value = stack.pop()
+            stack.append(COMPUTE_IMMEDIATE[name](value, torch.full(shape, isa.bits_f32(operand), dtype=F32)))
         elif name in COMPUTE:
             args = stack[len(stack) - ins.pops :]
             del stack[len(stack) - ins.pops :]

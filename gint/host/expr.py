@@ -14,8 +14,13 @@ from gint import isa
 
 # Instructions that can be an expression node: they push exactly one value and
 # either compute it from popped operands or produce it from memory / an immediate.
+# Operators with a built-in constant (ADDI, ...) are not nodes: the scheduler picks
+# them for an operator whose operand is a CONST node.
 VALUE_OPS = frozenset(
-    ins.name for ins in isa.TABLE if ins.pushes == 1 and (ins.expr is not None or ins.name in ("LOAD", "CONST"))
+    ins.name
+    for ins in isa.TABLE
+    if ins.pushes == 1
+    and ((ins.expr is not None and ins.operand is isa.Operand.NONE) or ins.name in ("LOAD", "CONST"))
 )
 COMMUTATIVE = frozenset({"ADD", "MUL", "MIN", "MAX", "EQ", "NE"})
 

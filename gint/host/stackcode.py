@@ -13,7 +13,10 @@ disguise:
 - Everything else is evaluated in place, operands before operators, choosing the
   operand order that needs fewer stack entries (Sethi-Ullman); non-commutative
   operators evaluated right-first get a SWAP.
-- Constants are re-emitted where used (CONST is as cheap as PICK).
+- Constants are re-emitted where used (CONST is as cheap as PICK); an operator with
+  a constant operand uses its immediate form (``x * 0.5`` is one MULI, not CONST +
+  MUL).
+- Values still on the stack at the end are left there: HALT drops them.
 - Loads go first, held, as many as the stack allows: their memory latencies then
   overlap instead of adding up (a load's value is waited for at its first use).
 - A load of a slot that a store overwrites is held from before that store, so every
@@ -32,6 +35,27 @@ from collections.abc import Sequence
 
 from gint import isa
 from gint.host.expr import COMMUTATIVE, Node, Store, postorder
+
+
+# Operator -> its form with the constant as the right operand, and as the left one.
+IMMEDIATE_RIGHT = {op: op + "I" for op in ("ADD", "SUB", "MUL", "DIV", "MIN", "MAX", "LT", "GT")}
+IMMEDIATE_LEFT = {
+    "ADD": "ADDI", "MUL": "MULI", "MIN": "MINI", "MAX": "MAXI",
+    "SUB": "RSUBI", "DIV": "RDIVI", "LT": "GTI", "GT": "LTI",
+}  # fmt: skip
+
+
+def immediate_form(node: Node) -> tuple[str, Node, int] | None:
+    """(instruction, the non-constant operand, the constant's bits) when ``node`` is a
+    binary operator with a CONST operand that has an immediate form."""
+    if len(node.args) != 2:
+        return None
+    left, right = node.args
+    if right.op == "CONST" and node.op in IMMEDIATE_RIGHT:
+        return IMMEDIATE_RIGHT[node.op], left, right.operand
+    if left.op == "CONST" and node.op in IMMEDIATE_LEFT:
+        return IMMEDIATE_LEFT[node.op], right, left.operand
+    return None
 
 
 class StackDepthError(ValueError):
@@ -124,6 +148,9 @@ class _Scheduler:
         """Stack entries needed to evaluate ``node`` on top of the stack."""
         if node in self.position or node.is_leaf:
             return 1
+        immediate = immediate_form(node)
+        if immediate is not None:
+            return self._need(immediate[1])
         if node not in self.need:
             needs = [self._need(arg) for arg in node.args]
             best = max(n + i for i, n in enumerate(needs))
@@ -154,6 +181,12 @@ class _Scheduler:
         self._compute(node)
 
     def _compute(self, node: Node) -> None:
+        immediate = immediate_form(node)
+        if immediate is not None:
+            name, operand, bits = immediate
+            self._push(operand)
+            self._emit(name, bits)
+            return
         args = node.args
         if len(args) == 2 and self._need(args[1]) > self._need(args[0]):
             self._push(args[1])
@@ -196,15 +229,15 @@ class _Scheduler:
             self.position[node] = hole
 
     def run(self) -> list[tuple[int, int]]:
+        last = len(self.steps) - 1
         for index, (kind, item) in enumerate(self.steps):
             if kind == "hold":
                 self._hold(item)
             else:
                 self._push(item.value)
                 self._emit("STORE", isa.encode_slot(item.slot, item.offset))
-            self._release(index)
-        for _ in range(len(self.held)):
-            self._emit("POP")
+            if index < last:  # after the last step nothing is read again: HALT drops the rest
+                self._release(index)
         self._emit("HALT")
         return self.code
 

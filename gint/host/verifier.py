@@ -27,7 +27,7 @@ RULES: dict[str, str] = {
     "slot": "every tensor slot is below the program's number of tensors",
     "underflow": "no instruction reads more stack entries than there are",
     "overflow": f"the stack never holds more than {isa.MAX_DEPTH} entries",
-    "halt": "the program ends with HALT, on an empty stack, and nothing follows it",
+    "halt": "the program ends with HALT and nothing follows it",
     "slots": f"a program names at most {isa.MAX_SLOTS} tensor slots",
     "aliasing": "a stored slot is stored at one offset, and if it is also loaded, everything is at offset 0 "
     "(else threads race)",
@@ -117,8 +117,6 @@ def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> lis
         if ins is isa.HALT:
             if index != len(code) - 1:
                 raise VerificationError(index, "halt", f"{len(code) - 1 - index} instruction(s) after HALT")
-            if depth != 0:
-                raise VerificationError(index, "halt", f"{depth} value(s) left on the stack")
         if depth < ins.pops:
             raise VerificationError(index, "underflow", f"{ins.name} pops {ins.pops}, stack has {depth}")
         _check_operand(index, ins, operand, depth, program.n_slots)

@@ -79,7 +79,7 @@ class _Generator:
     def moves(self, ins: isa.Instr, depth: int) -> list[str]:
         """A pure instruction: read the popped entries, write the pushed ones."""
         first = depth - ins.pops
-        lines = []
+        lines = [f"{isa.IMMEDIATE} = bits_to_f32(arg)"] if ins.operand is isa.Operand.F32 else []
         for k in range(self.ept):
             reads = {name: f"t{j}" for j, name in enumerate(ins.inputs)}
             lines += [f"t{j} = {stack_var(first + j, k)}" for j in range(ins.pops)]
@@ -282,7 +282,7 @@ def expression_helpers() -> list[str]:
     for ins in isa.TABLE:
         if ins.expr is not None:
             tree = ast.parse(ins.expr, mode="eval")
-            names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(ins.inputs)
+            names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(ins.inputs) - {isa.IMMEDIATE}
     return sorted(names)
 
 
