@@ -58,6 +58,22 @@ TOUR = [
          "out = torch.empty_like(x)\n"
          "leaky(x, out)\n"
          "torch.testing.assert_close(out, torch.nn.functional.leaky_relu(x))"),
+    md("## Speed on the H100\nThe latest committed benchmark (`python -m gint.bench` on an H100 writes it to "
+       "`reports/`): device time per call against eager PyTorch, TorchInductor and the device's copy "
+       "bandwidth, all measured in one run. `reports/perf-notes.md` explains each kernel change behind these "
+       "numbers."),
+    code("import json, pathlib\n"
+         "from IPython.display import Image\n"
+         "latest = sorted(pathlib.Path('reports').glob('bench-suite-*.json'))[-1]\n"
+         "bench = json.loads(latest.read_text())\n"
+         "env = bench['environment']\n"
+         "print(latest.name, '|', env['device'], '| torch', env['torch'], '| numba-cuda', env['numba_cuda'])\n"
+         "print(f\"{'case':<30}{'gint/copy':>10}{'x eager':>9}{'gint/inductor':>15}\")\n"
+         "for row in bench['streaming']:\n"
+         "    print(f\"{row['case']:<30}{row['gint_bw_fraction']:>10.3f}{row['speedup_vs_eager']:>9.2f}"
+         "{row['gint_vs_inductor']:>15.2f}\")\n"
+         "print('first call of a new graph:', bench['compile_latency'])\n"
+         "Image(filename=str(latest.with_name(latest.stem + '-bandwidth.png')))"),
 ]
 
 
