@@ -128,7 +128,8 @@ class _Generator:
         )
 
     def const(self, depth: int) -> list[str]:
-        return ["imm = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = fresh(imm)" for k in range(self.ept)]
+        imm = isa.IMMEDIATE
+        return [f"{imm} = bits_to_f32(arg)"] + [f"{stack_var(depth, k)} = fresh({imm})" for k in range(self.ept)]
 
     def by_position(self, count: int, body) -> list[str]:
         """Branch on the DEPTH operand; ``body(n)`` handles position n below the top."""
@@ -173,7 +174,6 @@ class _Generator:
     def prologue(self) -> list[str]:
         bases = ", ".join(f"base{s}" for s in range(MAX_SLOTS))
         header, rec, dims = abi.HEADER, abi.SLOT_RECORD, MAX_DIMS
-        outer = " * ".join(f"d{d}" for d in range(dims - 1))
         strides = ", ".join(f"sh_stride[tid * {dims} + {d}]" for d in range(dims))
         body = [
             f"sh_base = cuda.shared.array({MAX_SLOTS}, int64)",
