@@ -37,7 +37,6 @@ def device_time_us(fn: Callable[[], object], *, warmup: int = 5, reps: int = 25,
     return statistics.median(s.elapsed_time(e) * 1e3 / batch for s, e in zip(starts, ends))
 
 
-
 def host_time_us(fn: Callable[[], object], *, batch: int = 100, batches: int = 30) -> float:
     """Median host time per call of ``fn()`` in microseconds, issuing ``batch`` calls
     between synchronizations so the launch queue never fills (which would time the GPU)."""

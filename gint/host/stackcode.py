@@ -37,12 +37,21 @@ from gint import isa
 from gint.host.expr import COMMUTATIVE, Node, Store, postorder
 
 
-# Operator -> its form with the constant as the right operand, and as the left one.
-IMMEDIATE_RIGHT = {op: op + "I" for op in ("ADD", "SUB", "MUL", "DIV", "MIN", "MAX", "LT", "GT")}
-IMMEDIATE_LEFT = {
-    "ADD": "ADDI", "MUL": "MULI", "MIN": "MINI", "MAX": "MAXI",
-    "SUB": "RSUBI", "DIV": "RDIVI", "LT": "GTI", "GT": "LTI",
-}  # fmt: skip
+# Operator -> its form with the constant as the right operand: the table's "<op>I" row.
+IMMEDIATE_RIGHT = {op: op + "I" for op in isa.BY_NAME if op + "I" in isa.BY_NAME}
+_MIRRORED = {"LT": "GT", "GT": "LT", "LE": "GE", "GE": "LE"}  # c < a  is  a > c
+
+
+def _left_form(op: str) -> str | None:
+    """The immediate form of ``op`` with the constant as the LEFT operand."""
+    if op in COMMUTATIVE:
+        return IMMEDIATE_RIGHT[op]
+    if f"R{op}I" in isa.BY_NAME:  # RSUBI: imm - a
+        return f"R{op}I"
+    return IMMEDIATE_RIGHT.get(_MIRRORED.get(op, ""))
+
+
+IMMEDIATE_LEFT = {op: _left_form(op) for op in IMMEDIATE_RIGHT if _left_form(op) is not None}
 
 
 def immediate_form(node: Node) -> tuple[str, Node, int] | None:
