@@ -3,6 +3,7 @@
 Default: the whole suite (streaming pointwise chains, small calls, compile latency,
 kernel resources, launch overhead). ``--quick``: a small subset. ``--core``: launch
 overhead and copy/add bandwidth only. ``--variants``: kernel-config ablation.
+``--latency``: cold kernel build, new process, new graph, new shape, CUDA graphs.
 Writes ``bench-<date>.json`` (device, versions, date, every figure) and PNG plots to
 ``--out`` (default ``reports/``), and prints a summary table.
 """
@@ -86,6 +87,8 @@ def summary(report: dict) -> str:
         for r in rows:
             lines.append(f"{r['case']:<34} {r['gint_us']:>9.1f} {r['inductor_us']:>9.1f} {r['eager_us']:>9.1f} "
                          f"{r['gint_bw_fraction']:>9.3f} {r['gint_vs_inductor']:>8.2f} {r['speedup_vs_eager']:>7.2f}")
+    for key, value in report.get("latency", {}).items():
+        lines.append(f"{key}: {json.dumps(value)}")
     for key in ("small_calls", "compile_latency", "kernel", "launch"):
         if key in report:
             lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -98,6 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset of the suite")
     parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth only")
     parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation only")
+    parser.add_argument("--latency", action="store_true", help="cold start, caches, new graphs and shapes, CUDA graphs")
+    parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
     parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
     import torch
@@ -115,6 +120,11 @@ def main(argv=None) -> int:
 
         report["variants"] = variants.run()
         kind = "variants"
+    elif args.latency:
+        from gint.bench import latency
+
+        report["latency"] = latency.run(cold=not args.no_cold_build)
+        kind = "latency"
     elif args.core:
         report["launch"] = core.launch_overhead()
         report["bandwidth_f32"] = core.bandwidth(1 << 26, torch.float32)

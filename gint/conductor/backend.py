@@ -22,8 +22,10 @@ from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
 from gint.conductor.compiler import GintCompiler
+from gint.conductor.graphs import GraphCapture
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
+from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording
 from gint.kernel.target import SIMULATOR
 
@@ -64,6 +66,7 @@ def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, nam
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options):
     """Compile one ATen graph (forward, backward or inference) for gint."""
     device = target_device()
+    materialize_symbolic_scalars(gm)
     plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     report = active_report()
@@ -110,8 +113,18 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
         raise ValueError(f"the gint backend has no mode {mode!r}; use options={{...}} instead")
     parsed = Options.parse(options)
     compiler = functools.partial(compile_graph, options=parsed)
+    if not parsed.cuda_graphs:
+        return aot_module_simplified(
+            gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=decompositions()
+        )
+    capture = GraphCapture(len(example_inputs))
     return aot_module_simplified(
-        gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=decompositions()
+        gm,
+        example_inputs,
+        fw_compiler=functools.partial(capture.forward, compiler, is_inference=False),
+        inference_compiler=functools.partial(capture.forward, compiler, is_inference=True),
+        bw_compiler=functools.partial(capture.backward, compiler),
+        decompositions=decompositions(),
     )
 
 

@@ -194,6 +194,8 @@ def unsupported_reason(node: torch.fx.Node, device: torch.device | None) -> str 
     """Why ``node`` cannot run in gint on ``device`` (None: it can)."""
     if node.op != "call_function":
         return f"{node.op} node"
+    if node.meta.get("gint_symbolic_scalar"):
+        return "turns a symbolic size into the 0-d tensor that a gint subgraph reads"
     if node.target not in LOWERINGS:
         return "no gint lowering for this operator"
     out = tensor_meta(node)

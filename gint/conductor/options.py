@@ -14,10 +14,13 @@ class Options:
     - ``max_tensors``: most tensors one subgraph may read and write (1-8, default 8).
     - ``min_ops``: smallest number of operators worth a gint launch; smaller groups
       run eagerly (default 1).
+    - ``cuda_graphs``: replay compiled graphs as CUDA graphs through torch's CUDA
+      graph trees (default False; see ``gint.conductor.graphs``).
     """
 
     max_tensors: int = MAX_SLOTS
     min_ops: int = 1
+    cuda_graphs: bool = False
 
     @classmethod
     def parse(cls, options: dict | None) -> Options:

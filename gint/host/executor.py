@@ -94,6 +94,13 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
     host = torch.tensor(words, dtype=dtype)
     if device.type == "cpu":
         return host
+    if torch.cuda.is_current_stream_capturing():
+        # A copy captured from a temporary host buffer would replay stale memory.
+        raise ExecutionError(
+            "gint met a new program or tensor layout while a CUDA graph was being captured; run the "
+            "compiled function once with these shapes before capturing (torch's CUDA graph trees and "
+            'options={"cuda_graphs": True} do that warm-up themselves)'
+        )
     # pinned + non_blocking: queued on the current stream, the host does not wait
     return host.pin_memory().to(device, non_blocking=True)
 
