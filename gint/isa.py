@@ -46,6 +46,7 @@ class Operand(enum.Enum):
     SLOT = "slot"  # tensor slot (low 4 bits) + signed element offset along the row
     F32 = "f32"  # IEEE-754 float32 immediate, stored as its bit pattern
     DEPTH = "depth"  # stack position counted from the top, 0 = top
+    FUNC = "func"  # a math function's code in ``FUNCTIONS``
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Instr:
         return self.name.lower()
 
 
-_N, _S, _F, _D = Operand.NONE, Operand.SLOT, Operand.F32, Operand.DEPTH
+_N, _S, _F, _D, _M = Operand.NONE, Operand.SLOT, Operand.F32, Operand.DEPTH, Operand.FUNC
 
 # fmt: off
 TABLE: tuple[Instr, ...] = (
@@ -129,6 +130,12 @@ TABLE: tuple[Instr, ...] = (
     Instr("MAXI",   39, _F, "a -- r",         "r := max(a, imm); nan if a is nan",                  "maximum(a, imm)"),
     Instr("LTI",    40, _F, "a -- r",         "r := 1.0 if a < imm else 0.0",                       "truth(a < imm)"),
     Instr("GTI",    41, _F, "a -- r",         "r := 1.0 if a > imm else 0.0",                       "truth(a > imm)"),
+    # math functions run on the math register (the deepest stack registers, free while
+    # parked), so the kernel has ONE case per function, not one per function and depth
+    Instr("PARK",   42, _N, "a --",           "move the top to the math register x"),
+    Instr("PARK2",  43, _N, "a b --",         "move the top two to the math registers (x := a, y := b)"),
+    Instr("MATH",   44, _M, "--",             "x := f(x) or f(x, y) for the function f (FUNCTIONS); any depth"),
+    Instr("UNPARK", 45, _N, "-- r",           "push the math register x"),
 )
 # fmt: on
 
@@ -139,7 +146,63 @@ HALT = BY_NAME["HALT"]
 IMMEDIATE = "imm"  # the name of the F32 operand in ``expr``
 
 # Instructions the code generator lowers by name rather than from ``expr``.
-SPECIAL = frozenset({"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE"})
+SPECIAL = frozenset({"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE", "PARK", "PARK2", "MATH", "UNPARK"})
+# Rows whose kernel case does not depend on the stack depth (one dispatch key).
+ANY_DEPTH = frozenset({BY_NAME["MATH"].opcode})
+
+
+@dataclass(frozen=True)
+class MathFn:
+    """A math function the MATH instruction applies: ``expr`` over ``x`` (and ``y``),
+    calling helpers of ``gint.kernel.mathfn``; float32 in, float32 out."""
+
+    name: str
+    code: int
+    arity: int
+    meaning: str
+    expr: str
+
+
+# fmt: off
+FUNCTIONS: tuple[MathFn, ...] = (
+    #      name          code arity meaning                                        expr
+    MathFn("exp",          0, 1, "e ** x",                                        "exp(x)"),
+    MathFn("exp2",         1, 1, "2 ** x",                                        "exp2(x)"),
+    MathFn("expm1",        2, 1, "e ** x - 1, exact near 0",                      "expm1(x)"),
+    MathFn("log",          3, 1, "natural logarithm",                             "log(x)"),
+    MathFn("log2",         4, 1, "base-2 logarithm",                              "log2(x)"),
+    MathFn("log10",        5, 1, "base-10 logarithm",                             "log10(x)"),
+    MathFn("log1p",        6, 1, "log(1 + x), exact near 0",                      "log1p(x)"),
+    MathFn("sqrt",         7, 1, "square root",                                   "sqrt(x)"),
+    MathFn("rsqrt",        8, 1, "1 / sqrt(x)",                                   "rsqrt(x)"),
+    MathFn("sin",          9, 1, "sine",                                          "sin(x)"),
+    MathFn("cos",         10, 1, "cosine",                                        "cos(x)"),
+    MathFn("tan",         11, 1, "tangent",                                       "tan(x)"),
+    MathFn("asin",        12, 1, "arc sine",                                      "asin(x)"),
+    MathFn("acos",        13, 1, "arc cosine",                                    "acos(x)"),
+    MathFn("atan",        14, 1, "arc tangent",                                   "atan(x)"),
+    MathFn("sinh",        15, 1, "hyperbolic sine",                               "sinh(x)"),
+    MathFn("cosh",        16, 1, "hyperbolic cosine",                             "cosh(x)"),
+    MathFn("tanh",        17, 1, "hyperbolic tangent",                            "tanh(x)"),
+    MathFn("asinh",       18, 1, "inverse hyperbolic sine",                       "asinh(x)"),
+    MathFn("acosh",       19, 1, "inverse hyperbolic cosine",                     "acosh(x)"),
+    MathFn("atanh",       20, 1, "inverse hyperbolic tangent",                    "atanh(x)"),
+    MathFn("erf",         21, 1, "error function",                                "erf(x)"),
+    MathFn("erfc",        22, 1, "1 - erf(x), exact for large x",                 "erfc(x)"),
+    MathFn("sigmoid",     23, 1, "1 / (1 + e ** -x)",                             "sigmoid(x)"),
+    MathFn("gelu",        24, 1, "x * Phi(x) (torch gelu, approximate='none')",   "gelu(x)"),
+    MathFn("gelu_tanh",   25, 1, "torch gelu with approximate='tanh'",            "gelu_tanh(x)"),
+    MathFn("to_bf16",     26, 1, "x rounded to bfloat16 (nearest even)",          "round_to_bf16(x)"),
+    MathFn("to_f16",      27, 1, "x rounded to float16 (nearest even)",           "round_to_f16(x)"),
+    MathFn("pow",         28, 2, "x ** y",                                        "pow(x, y)"),
+    MathFn("atan2",       29, 2, "torch.atan2(x, y): the angle of the point (y, x)", "atan2(x, y)"),
+    MathFn("fmod",        30, 2, "x - trunc(x / y) * y (C fmod)",                 "fmod(x, y)"),
+    MathFn("remainder",   31, 2, "x - floor(x / y) * y (Python %)",               "remainder(x, y)"),
+)
+# fmt: on
+FUNCTION_BY_NAME: dict[str, MathFn] = {f.name: f for f in FUNCTIONS}
+FUNCTION_BY_CODE: dict[int, MathFn] = {f.code: f for f in FUNCTIONS}
+MATH_ARGS = ("x", "y")  # the math registers, in order
 
 
 def _check_table() -> None:
@@ -197,8 +260,9 @@ KEYS_PER_OPCODE = MAX_DEPTH + 1
 
 
 def dispatch_key(opcode: int, depth: int) -> int:
-    """The word the kernel switches on: opcode specialized to the stack depth."""
-    return opcode * KEYS_PER_OPCODE + depth
+    """The word the kernel switches on: opcode specialized to the stack depth (rows in
+    ``ANY_DEPTH`` have one key)."""
+    return opcode * KEYS_PER_OPCODE + (0 if opcode in ANY_DEPTH else depth)
 
 
 def runs_at(ins: Instr, depth: int) -> bool:
@@ -208,4 +272,6 @@ def runs_at(ins: Instr, depth: int) -> bool:
 
 def specializations(ins: Instr) -> list[int]:
     """Every stack depth at which the kernel has a case for ``ins``."""
+    if ins.opcode in ANY_DEPTH:
+        return [0]
     return [d for d in range(MAX_DEPTH + 1) if runs_at(ins, d)]

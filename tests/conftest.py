@@ -47,3 +47,11 @@ def target(request) -> Target:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_collection_finish(session):
+    """Start the kernel build in the background if its tests are going to run."""
+    if any(item.nodeid.startswith("tests/test_kernel_build.py") for item in session.items):
+        import kernel_build_job
+
+        kernel_build_job.start()

@@ -65,6 +65,30 @@ COMPUTE_IMMEDIATE = {
 }
 
 
+def _gelu(approximate):
+    return lambda x: torch.nn.functional.gelu(x, approximate=approximate)
+
+
+def _remainder(a, b):
+    r = torch.fmod(a, b)
+    return torch.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
+# MATH functions: name -> torch function over float32 tensors (names from isa.FUNCTIONS).
+MATH = {
+    **{name: getattr(torch, name) for name in (
+        "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
+        "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid",
+        "pow", "atan2", "fmod",
+    )},  # fmt: skip
+    "gelu": _gelu("none"),
+    "gelu_tanh": _gelu("tanh"),
+    "to_bf16": lambda x: x.bfloat16().float(),
+    "to_f16": lambda x: x.half().float(),
+    "remainder": _remainder,
+}
+
+
 def _shift(values: torch.Tensor, offset: int) -> torch.Tensor:
     """values[..., i + offset] along the last dim, 0 outside."""
     if offset == 0:
@@ -94,6 +118,7 @@ def execute(program: Program, tensors: list[torch.Tensor]) -> list[torch.Tensor]
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     out = [t.clone() for t in tensors]
     stack: list[torch.Tensor] = []
+    parked: list[torch.Tensor] = []  # the math registers
     for opcode, operand in program.code:
         ins = isa.BY_OPCODE[opcode]
         name = ins.name
@@ -118,6 +143,14 @@ def execute(program: Program, tensors: list[torch.Tensor]) -> list[torch.Tensor]
         elif name == "POKE":
             value = stack.pop()
             stack[-1 - operand] = value
+        elif name in ("PARK", "PARK2"):
+            count = 1 if name == "PARK" else 2
+            parked = stack[len(stack) - count :]
+            del stack[len(stack) - count :]
+        elif name == "MATH":
+            parked = [MATH[isa.FUNCTION_BY_CODE[operand].name](*parked)]
+        elif name == "UNPARK":
+            stack.append(parked.pop())
         elif name in COMPUTE_IMMEDIATE:
             value = stack.pop()
             stack.append(COMPUTE_IMMEDIATE[name](value, torch.full(shape, isa.bits_f32(operand), dtype=F32)))

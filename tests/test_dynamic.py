@@ -209,13 +209,13 @@ def test_new_layout_during_capture_is_a_clear_error():
     graph = torch.cuda.CUDAGraph()
     with pytest.raises(executor.ExecutionError, match="CUDA graph was being captured"):
         with torch.cuda.graph(graph):
-            executor.run(scale, [x, out])
+            executor.run(scale.program, [x, out])
     # warmed up first, the same launch captures and replays
-    executor.run(scale, [x, out])
+    executor.run(scale.program, [x, out])
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        executor.run(scale, [x, out])
+        executor.run(scale.program, [x, out])
     x.copy_(torch.randn_like(x))
     graph.replay()
     torch.cuda.synchronize()

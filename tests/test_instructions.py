@@ -7,7 +7,7 @@ import torch
 from gint import isa
 from gint.host import executor
 from gint.host.frontend import Assembler
-from reference import COMPUTE, COMPUTE_IMMEDIATE, execute
+from reference import COMPUTE, COMPUTE_IMMEDIATE, MATH, execute
 
 N_INPUTS = 4
 
@@ -31,9 +31,12 @@ def _drain(asm: Assembler, depth: int) -> None:
         asm.store(N_INPUTS)
 
 
+MATH_ROWS = ("PARK", "PARK2", "MATH", "UNPARK")
+
+
 def _cases():
     for ins in isa.TABLE:
-        if ins.name in ("HALT", "STORE"):
+        if ins.name in ("HALT", "STORE", "MATH"):  # MATH: test_math_function
             continue
         for depth in isa.specializations(ins):
             if ins.operand is isa.Operand.DEPTH:
@@ -44,7 +47,20 @@ def _cases():
                 yield pytest.param(ins.name, depth, None, id=f"{ins.name}@{depth}")
 
 
+def _math_program(name: str, depth: int, function: str | None = None) -> Assembler:
+    """PARK/PARK2/UNPARK at ``depth`` (or a function at ``depth``) inside a math sequence."""
+    asm = Assembler(*[f"x{i}" for i in range(N_INPUTS)], "o0", "o1", "o2", "o3")
+    binary = name == "PARK2" or (function is not None and isa.FUNCTION_BY_NAME[function].arity == 2)
+    _push_distinct(asm, depth + 1 if name == "UNPARK" else depth)
+    asm.park2() if binary else asm.park()
+    asm.math(function or ("atan2" if binary else "sin")).unpark()
+    _drain(asm, depth - (2 if binary else 1) + 1 if name != "UNPARK" else depth + 1)
+    return asm.halt()
+
+
 def _program(name: str, depth: int, operand) -> Assembler:
+    if name in MATH_ROWS:
+        return _math_program(name, depth)
     asm = Assembler(*[f"x{i}" for i in range(N_INPUTS)], "o0", "o1", "o2", "o3")
     _push_distinct(asm, depth)
     ins = isa.BY_NAME[name]
@@ -79,9 +95,21 @@ def test_instruction_at_depth(target, name, depth, operand):
         torch.testing.assert_close(got.cpu(), want, equal_nan=True)
 
 
+@pytest.mark.parametrize("function", [fn.name for fn in isa.FUNCTIONS])
+def test_math_function(target, function):
+    program = _math_program("MATH", 3, function).program()
+    tensors = _inputs(target, (target.rows, target.cols))
+    tensors[0].view(-1)[::4] *= 40.0  # large arguments: overflow, saturation, range reduction
+    expected = execute(program, [t.cpu() for t in tensors])
+    executor.run(program, tensors)
+    for got, want in zip(tensors, expected):
+        torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=2e-6, atol=1e-6)
+
+
 def test_every_computed_instruction_has_a_reference():
     computed = {ins.name for ins in isa.TABLE if ins.expr is not None}
     assert computed == set(COMPUTE) | set(COMPUTE_IMMEDIATE)
+    assert {fn.name for fn in isa.FUNCTIONS} == set(MATH)
 
 
 @pytest.mark.parametrize(

@@ -48,15 +48,27 @@ def test_opcodes_and_names_unique():
 
 
 def test_dispatch_keys_never_collide():
-    keys = [isa.dispatch_key(ins.opcode, d) for ins in isa.TABLE for d in range(isa.MAX_DEPTH + 1)]
+    keys = [isa.dispatch_key(ins.opcode, d) for ins in isa.TABLE for d in isa.specializations(ins)]
     assert len(set(keys)) == len(keys)
+
+
+def test_any_depth_rows_have_one_key():
+    for opcode in isa.ANY_DEPTH:
+        keys = {isa.dispatch_key(opcode, d) for d in range(isa.MAX_DEPTH + 1)}
+        assert keys == {isa.dispatch_key(opcode, 0)}
+
+
+def test_math_functions_are_consistent():
+    codes = [fn.code for fn in isa.FUNCTIONS]
+    assert len(set(codes)) == len(codes) and len(isa.FUNCTION_BY_NAME) == len(isa.FUNCTIONS)
+    assert all(fn.arity in (1, 2) for fn in isa.FUNCTIONS)
 
 
 @pytest.mark.parametrize("ins", INSTRUCTIONS)
 def test_specializations_match_stack_effect(ins):
     depths = isa.specializations(ins)
     expected = [d for d in range(isa.MAX_DEPTH + 1) if d >= ins.pops and d - ins.pops + ins.pushes <= isa.MAX_DEPTH]
-    assert depths == expected
+    assert depths == ([0] if ins.opcode in isa.ANY_DEPTH else expected)
     assert depths, f"{ins.name} can run at no depth"
 
 
@@ -111,6 +123,10 @@ def test_assembler_rejects_unknown_and_uppercase_names():
 def minimal_program(ins: isa.Instr) -> Program:
     """The shortest sensible valid program that executes ``ins`` once."""
     asm = Assembler("x", "out")
+    if ins.name in ("PARK", "PARK2", "MATH", "UNPARK"):  # the math register's sequence
+        asm.load(0).const(2.0)
+        (asm.park2().math("pow") if ins.name == "PARK2" else asm.park().math("exp")).unpark()
+        return asm.halt().program()
     before = ins.pops + (1 if ins.operand is isa.Operand.DEPTH else 0)  # PICK/POKE need an entry to reach
     for k in range(before):
         asm.load(0, offset=k) if k % 2 else asm.const(k + 0.5)
@@ -137,7 +153,8 @@ def test_minimal_program_verifies(ins):
     depths = verify(program)
     assert len(depths) == len(program)
     for (opcode, _), depth in zip(program.code, depths):
-        assert depth in isa.specializations(isa.BY_OPCODE[opcode])
+        keys = {isa.dispatch_key(opcode, d) for d in isa.specializations(isa.BY_OPCODE[opcode])}
+        assert isa.dispatch_key(opcode, depth) in keys
 
 
 @pytest.mark.parametrize("ins", INSTRUCTIONS)
@@ -196,3 +213,24 @@ def test_f32_bits_special_patterns():
         value = isa.bits_f32(word)
         assert math.isnan(value)
         assert isa.f32_bits(value) == word
+
+
+def test_disk_cache_key_follows_the_instruction_table(monkeypatch):
+    """A built kernel is cached on disk by the digest of its generated source, which the
+    instruction table (and every device module) feeds: change a row, get a new key."""
+    import dataclasses
+
+    from gint.kernel import codegen, interpreter
+    from gint.kernel.config import DEFAULT
+
+    before = interpreter.ptx_cache_path((9, 0), DEFAULT)
+    changed = tuple(dataclasses.replace(i, expr="a - b") if i.name == "ADD" else i for i in isa.TABLE)
+    monkeypatch.setattr(isa, "TABLE", changed)
+    codegen.kernel_source.cache_clear()
+    try:
+        after = interpreter.ptx_cache_path((9, 0), DEFAULT)
+    finally:
+        monkeypatch.undo()
+        codegen.kernel_source.cache_clear()
+    assert after != before
+    assert interpreter.ptx_cache_path((9, 0), DEFAULT) == before

@@ -91,6 +91,19 @@ CASES = [
                  id="table-count"),
     pytest.param("table", prog(op("LOAD", slot(0)), op("STORE", slot(1)), HALT), None,
                  [torch.float32, torch.float64], id="table-dtype"),
+    # -- math: the math registers' sequence
+    pytest.param("math", prog(C1, op("PARK"), HALT), 2, None, id="math-halt-while-parked"),
+    pytest.param("math", prog(C1, op("PARK"), op("CONST", ONE), op("MATH", 0), op("UNPARK"), HALT), 2, None,
+                 id="math-other-instruction-while-parked"),
+    pytest.param("math", prog(C1, op("MATH", 0), HALT), 1, None, id="math-function-with-nothing-parked"),
+    pytest.param("math", prog(C1, op("UNPARK"), HALT), 1, None, id="math-unpark-with-nothing-parked"),
+    pytest.param("math", prog(C1, C1, op("PARK2"), op("MATH", 0), op("UNPARK"), HALT), 3, None,
+                 id="math-unary-function-on-two-values"),
+    pytest.param("math", prog(C1, op("PARK"), op("MATH", isa.FUNCTION_BY_NAME["pow"].code), op("UNPARK"), HALT), 2,
+                 None, id="math-binary-function-on-one-value"),
+    pytest.param("math", prog(C1, C1, op("PARK"), op("PARK"), HALT), 3, None, id="math-park-twice"),
+    pytest.param("operand", prog(C1, op("PARK"), op("MATH", 999), op("UNPARK"), HALT), 2, None,
+                 id="operand-unknown-math-function"),
 ]  # fmt: skip
 
 

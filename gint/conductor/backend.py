@@ -15,7 +15,6 @@ import operator
 
 import torch
 import torch.fx
-from functorch.compile import make_boxed_func
 from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_module_simplified
 from torch.fx.passes.tools_common import stable_topological_sort
@@ -96,7 +95,20 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
     log.debug("gint: compiled a graph: %d of %d compute nodes in gint", gint_nodes, len(compute))
     # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
     # graph runs inside a frame it is watching (e.g. a backward after a graph break).
-    return make_boxed_func(torch._dynamo.disable(gm.forward))
+    return boxed(torch._dynamo.disable(gm.forward))
+
+
+def boxed(forward):
+    """AOT autograd's boxed calling convention: one list of inputs, which the callee
+    empties (so inputs can be freed early; CUDA graph trees require it)."""
+
+    def run(args: list):
+        inputs = list(args)
+        args.clear()
+        return forward(*inputs)
+
+    run._boxed_call = True
+    return run
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,6 +24,12 @@ import torch.fx
 log = logging.getLogger("gint")
 
 
+def _ints_marked(inputs: list) -> list:
+    """The example inputs with symbolic sizes as plain ints: the trees record one graph
+    per value of the int inputs they find, and a SymInt is not an ``int``."""
+    return [0 if isinstance(v, torch.SymInt) else v for v in inputs]
+
+
 class GraphCapture:
     """Wraps the forward, inference and backward compilers of one dynamo graph.
 
@@ -63,7 +69,7 @@ class GraphCapture:
         compiled = compile_graph(gm, inputs)
         wrapped = cudagraphify_impl(
             compiled,
-            inputs,
+            _ints_marked(inputs),
             range(fixed),
             device_index=self.device_index,
             is_backward=False,
@@ -102,7 +108,7 @@ class GraphCapture:
             return run_eagerly
         wrapped = cudagraph_trees.cudagraphify_impl(
             compiled,
-            inputs,
+            _ints_marked(inputs),
             range(fixed),
             device_index=get_device_index(gm),
             is_backward=True,

@@ -233,3 +233,7 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
     args = [resolve(a) for a in node.args]
     kwargs = {k: resolve(v) for k, v in node.kwargs.items()}
     return LOWERINGS[node.target](*args, **kwargs)
+
+
+# math, activations, logic and casts register themselves into LOWERINGS
+from gint.conductor import lowering_math  # noqa: E402, F401

@@ -154,5 +154,9 @@ class GraphPartitioner:
                 node = remaining.pop(0)
                 plan.fallback[node] = violation([node], self.max_tensors) or "cannot join a valid subgraph"
                 continue
-            plan.partitions.append(remaining[:size])
-            del remaining[:size]
+            run, remaining = remaining[:size], remaining[size:]
+            if not boundary(run).inputs:  # constants only: nothing to iterate over
+                for node in run:
+                    plan.fallback[node] = "computes only constants (reads no tensor)"
+                continue
+            plan.partitions.append(run)

@@ -12,7 +12,7 @@ and after (and the slot's name for loads and stores)::
 
 Operands: ``%slot`` with an optional ``+k``/``-k`` element offset, a float for
 immediates (hex bits ``0x...`` when a float would not round-trip, e.g. nan payloads),
-an integer for stack positions. Comments (``;`` to end of line) are ignored.
+an integer for stack positions, a function name for ``math``. Comments (``;`` to end of line) are ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def format_operand(ins: isa.Instr, operand: int) -> str:
         if not math.isnan(value) and isa.f32_bits(float(shortest)) == operand:
             return shortest
         return f"0x{operand & 0xFFFFFFFF:08x}"
+    if kind is isa.Operand.FUNC:
+        fn = isa.FUNCTION_BY_CODE.get(operand)
+        return fn.name if fn is not None else str(operand)
     return str(operand)
 
 
@@ -64,6 +67,11 @@ def parse_operand(ins: isa.Instr, text: str) -> int:
                 raise ValueError(f"float bits {text} do not fit in 32 bits")
             return bits - (1 << 32) if bits >= 1 << 31 else bits
         return isa.f32_bits(float(text))
+    if kind is isa.Operand.FUNC:
+        fn = isa.FUNCTION_BY_NAME.get(text)
+        if fn is None:
+            raise ValueError(f"no math function {text!r}; known: {', '.join(isa.FUNCTION_BY_NAME)}")
+        return fn.code
     return int(text)
 
 

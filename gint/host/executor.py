@@ -90,8 +90,11 @@ class Executable:
         launcher.launch(grid, code, table, bases, current_stream(device.index))
 
 
+_pools: dict[torch.device, object] = {}
+
+
 def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    host = torch.tensor(words, dtype=dtype)
+    host = torch.tensor(words, dtype=dtype, device="cpu")  # explicit: callers may set a default device
     if device.type == "cpu":
         return host
     if torch.cuda.is_current_stream_capturing():
@@ -101,8 +104,14 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
             "compiled function once with these shapes before capturing (torch's CUDA graph trees and "
             'options={"cuda_graphs": True} do that warm-up themselves)'
         )
-    # pinned + non_blocking: queued on the current stream, the host does not wait
-    return host.pin_memory().to(device, non_blocking=True)
+    # Cached for the life of the program, so allocated from gint's own memory pool: never
+    # from a CUDA graph's private pool (CUDA graph trees warm up in one and reject
+    # allocations that outlive the run). Pinned + non_blocking: the host does not wait.
+    pool = _pools.get(device)
+    if pool is None:
+        pool = _pools.setdefault(device, torch.cuda.MemPool())
+    with torch.cuda.use_mem_pool(pool, device=device):
+        return host.pin_memory().to(device, non_blocking=True)
 
 
 def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout) -> None:

@@ -23,6 +23,7 @@ VALUE_OPS = frozenset(
     and ((ins.expr is not None and ins.operand is isa.Operand.NONE) or ins.name in ("LOAD", "CONST"))
 )
 COMMUTATIVE = frozenset({"ADD", "MUL", "MIN", "MAX", "EQ", "NE"})
+MATH = "MATH"  # a node applying ``isa.FUNCTIONS[operand]`` to its operands (PARK, MATH, UNPARK)
 
 
 @dataclass(frozen=True, eq=True)
@@ -33,11 +34,17 @@ class Node:
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.op not in VALUE_OPS:
+        if self.op == MATH:
+            fn = isa.FUNCTION_BY_CODE.get(self.operand)
+            if fn is None:
+                raise ValueError(f"no math function with code {self.operand}")
+            arity = fn.arity
+        elif self.op in VALUE_OPS:
+            arity = isa.BY_NAME[self.op].pops
+        else:
             raise ValueError(f"{self.op} is not a value-producing instruction")
-        ins = isa.BY_NAME[self.op]
-        if len(self.args) != ins.pops:
-            raise ValueError(f"{self.op} takes {ins.pops} operand(s), got {len(self.args)}")
+        if len(self.args) != arity:
+            raise ValueError(f"{self.op} takes {arity} operand(s), got {len(self.args)}")
         object.__setattr__(self, "_hash", hash((self.op, self.args, self.operand)))
 
     def __hash__(self) -> int:
@@ -58,6 +65,14 @@ def const(value: float) -> Node:
 
 def apply(op: str, *args: Node) -> Node:
     return Node(op, tuple(args))
+
+
+def math(function: str, *args: Node) -> Node:
+    """``function`` (a name in ``isa.FUNCTIONS``) applied to ``args``."""
+    fn = isa.FUNCTION_BY_NAME.get(function)
+    if fn is None:
+        raise ValueError(f"no math function {function!r}; known: {', '.join(isa.FUNCTION_BY_NAME)}")
+    return Node(MATH, tuple(args), fn.code)
 
 
 @dataclass(frozen=True)

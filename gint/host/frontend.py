@@ -17,7 +17,8 @@ schedules them onto the stack::
     axpy(x, y, out)       # run it (gint.host.executor)
 
 Operators ``+ - * / -x < <= > >= == !=`` and the functions ``minimum``,
-``maximum``, ``where`` and ``fma`` build expressions; Python numbers become float32
+``maximum``, ``where``, ``fma`` and one per math function of ``isa.FUNCTIONS``
+(``exp``, ``tanh``, ``pow``, ...) build expressions; Python numbers become float32
 immediates.
 """
 
@@ -137,6 +138,20 @@ def where(condition, if_true, if_false) -> Value:
 
 def fma(a, b, c) -> Value:
     return Value(expr.apply("FMA", _node(a), _node(b), _node(c)))
+
+
+def _math_builder(fn: isa.MathFn) -> Callable:
+    def build(*args) -> Value:
+        return Value(expr.math(fn.name, *(_node(a) for a in args)))
+
+    build.__name__ = build.__qualname__ = fn.name
+    build.__doc__ = f"{fn.name}({', '.join(isa.MATH_ARGS[: fn.arity])}): {fn.meaning} (the MATH instruction)"
+    return build
+
+
+# one builder per math function of the table: exp(x), pow(x, y), ...
+MATH_FUNCTIONS: dict[str, Callable] = {fn.name: _math_builder(fn) for fn in isa.FUNCTIONS}
+globals().update(MATH_FUNCTIONS)
 
 
 class Slot:

@@ -34,7 +34,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gint import isa
-from gint.host.expr import COMMUTATIVE, Node, Store, postorder
+from gint.host.expr import COMMUTATIVE, MATH, Node, Store, postorder
+
+_UNPARK = isa.BY_NAME["UNPARK"].opcode
 
 
 # Operator -> its form with the constant as the right operand: the table's "<op>I" row.
@@ -171,6 +173,12 @@ class _Scheduler:
     # -- emission ------------------------------------------------------------
 
     def _emit(self, name: str, operand: int = 0) -> None:
+        if name == "PARK" and self.code and self.code[-1][0] == _UNPARK:
+            # UNPARK then PARK moves a value out of the math register and back: drop both,
+            # so chained functions (exp(sin(x))) run back to back on the math register
+            self.code.pop()
+            self.depth -= 1
+            return
         ins = isa.BY_NAME[name]
         self.code.append((ins.opcode, operand))
         self.depth += ins.pushes - ins.pops
@@ -205,6 +213,11 @@ class _Scheduler:
         else:
             for arg in args:
                 self._push(arg)
+        if node.op == MATH:
+            self._emit("PARK" if len(args) == 1 else "PARK2")
+            self._emit("MATH", node.operand)
+            self._emit("UNPARK")
+            return
         self._emit(node.op, node.operand)
 
     def _hold(self, node: Node) -> None:

@@ -32,6 +32,8 @@ RULES: dict[str, str] = {
     "aliasing": "a stored slot is stored at one offset, and if it is also loaded, everything is at offset 0 "
     "(else threads race)",
     "table": "the tensor table gives one supported dtype per slot",
+    "math": "PARK (one value) or PARK2 (two) is followed by MATH functions of that arity, the first of "
+    "which leaves one value, then UNPARK; nothing else runs while values are parked",
 }
 __doc__ += "".join(f"\n- ``{rule}``: {text}" for rule, text in RULES.items())
 
@@ -55,6 +57,8 @@ def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots
         slot, _ = isa.decode_slot(operand)
         if slot >= n_slots:
             raise VerificationError(index, "slot", f"{ins.name} slot {slot} with {n_slots} tensor(s)")
+    if kind is isa.Operand.FUNC and operand not in isa.FUNCTION_BY_CODE:
+        raise VerificationError(index, "operand", f"{ins.name}: no math function {operand}")
     if kind is isa.Operand.DEPTH:
         # PICK reads the entry n below the top; POKE writes n below the top after its pop.
         reach = depth - ins.pops
@@ -64,6 +68,31 @@ def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots
             raise VerificationError(
                 index, "underflow", f"{ins.name} {operand} reaches below a stack of {reach} entr(ies)"
             )
+
+
+_PARKS = {"PARK": 1, "PARK2": 2}
+
+
+def _check_math(index: int, ins: isa.Instr, operand: int, parked: int) -> int:
+    """The math-register rule; returns how many values are parked after ``ins``."""
+    if ins.name in _PARKS:
+        if parked:
+            raise VerificationError(index, "math", f"{ins.name} while {parked} value(s) are parked")
+        return _PARKS[ins.name]
+    if ins.name == "MATH":
+        arity = isa.FUNCTION_BY_CODE[operand].arity
+        if parked != arity:
+            raise VerificationError(
+                index, "math", f"{isa.FUNCTION_BY_CODE[operand].name} takes {arity} value(s), {parked} parked"
+            )
+        return 1
+    if ins.name == "UNPARK":
+        if parked != 1:
+            raise VerificationError(index, "math", f"UNPARK with {parked} value(s) parked (needs 1)")
+        return 0
+    if parked:
+        raise VerificationError(index, "math", f"{ins.name} while {parked} value(s) are parked")
+    return 0
 
 
 def _check_aliasing(program: Program) -> None:
@@ -110,6 +139,7 @@ def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> lis
         raise VerificationError(None, "slots", f"{program.n_slots} slots")
     depths: list[int] = []
     depth = 0
+    parked = 0  # values in the math registers
     for index, (opcode, operand) in enumerate(code):
         ins = isa.BY_OPCODE.get(opcode)
         if ins is None:
@@ -120,6 +150,7 @@ def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> lis
         if depth < ins.pops:
             raise VerificationError(index, "underflow", f"{ins.name} pops {ins.pops}, stack has {depth}")
         _check_operand(index, ins, operand, depth, program.n_slots)
+        parked = _check_math(index, ins, operand, parked)
         after = depth - ins.pops + ins.pushes
         if after > isa.MAX_DEPTH:
             raise VerificationError(index, "overflow", f"{ins.name} would leave {after} entries")

@@ -34,7 +34,8 @@ def main(argv=None) -> int:
             f"{report.spill_store_bytes} B spill stores, {report.spill_load_bytes} B spill loads, "
             f"{report.shared_bytes} B shared"
         )
-    clean = report.stack_frame_bytes == report.spill_store_bytes == report.spill_load_bytes == 0
+    # a stack frame of at most 32 B is libdevice's trig range reduction (see tests/test_kernel_build.py)
+    clean = report.spill_store_bytes == report.spill_load_bytes == 0 and report.stack_frame_bytes <= 32
     return 0 if clean else 1
 
 

@@ -37,6 +37,8 @@ from functools import lru_cache
 from gint import abi, isa
 from gint.abi import MAX_DIMS
 from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
+
+MATH_X = MAX_DEPTH - 1  # the math register: the deepest stack position (free while parked)
 from gint.kernel.config import DEFAULT, KernelConfig
 
 _SLOT_MASK = (1 << SLOT_BITS) - 1
@@ -150,9 +152,54 @@ class _Generator:
             lambda n: [f"{stack_var(depth - 2 - n, k)} = fresh({stack_var(depth - 1, k)})" for k in range(self.ept)],
         )
 
+    def copy(self, target: int, source: int) -> list[str]:
+        """Stack position ``source`` to ``target``, element by element (nothing if the same)."""
+        if target == source:
+            return []
+        return [f"{stack_var(target, k)} = fresh({stack_var(source, k)})" for k in range(self.ept)]
+
+    def park(self, depth: int) -> list[str]:
+        return self.copy(MATH_X, depth - 1) or ["pass"]
+
+    def park2(self, depth: int) -> list[str]:
+        # the top first: when depth == MATH_X + 1 it moves into the slot the other leaves
+        return (self.copy(MATH_X, depth - 1) + self.copy(MATH_X - 1, depth - 2)) or ["pass"]
+
+    def unpark(self, depth: int) -> list[str]:
+        return self.copy(depth, MATH_X) or ["pass"]
+
+    def math(self, depth: int) -> list[str]:
+        """One case for every depth. A loop over the elements (LLVM does not unroll a
+        body this big) keeps one copy of each function in the kernel, not ``ept``:
+        element ``k`` is selected in and out of the math registers, so nothing leaves
+        registers. The function code is uniform across a warp."""
+        x, y = MATH_X, MATH_X - 1
+
+        def pick(position: int, into: str) -> list[str]:
+            return [f"{into} = {stack_var(position, 0)}"] + [
+                f"{into} = {stack_var(position, k)} if k == {k} else {into}" for k in range(1, self.ept)
+            ]
+
+        body = pick(x, "t1") + pick(y, "t0")
+        for n, fn in enumerate(isa.FUNCTIONS):
+            names = {"x": "t0", "y": "t1"} if fn.arity == 2 else {"x": "t1"}
+            body += [f"{'if' if n == 0 else 'elif'} arg == {fn.code}:  # {fn.name}", _I + f"t1 = {_substitute(fn.expr, names)}"]
+        body += [f"{stack_var(x, k)} = t1 if k == {k} else {stack_var(x, k)}" for k in range(self.ept)]
+        return [f"for k in range({self.ept}):", *_indent(body)]
+
     def case_body(self, ins: isa.Instr, depth: int) -> list[str]:
         """The kernel statements for ``ins`` executed at stack ``depth``."""
-        special = {"LOAD": self.load, "STORE": self.store, "CONST": self.const, "PICK": self.pick, "POKE": self.poke}
+        special = {
+            "LOAD": self.load,
+            "STORE": self.store,
+            "CONST": self.const,
+            "PICK": self.pick,
+            "POKE": self.poke,
+            "PARK": self.park,
+            "PARK2": self.park2,
+            "UNPARK": self.unpark,
+            "MATH": self.math,
+        }
         if ins.name in special:
             return special[ins.name](depth)
         return self.moves(ins, depth)
@@ -276,13 +323,20 @@ class _Generator:
         return "\n".join(head) + "\n\n\n" + "\n".join(self.prologue() + self.tile_loop()) + "\n"
 
 
+def _called_names(expression: str, operands) -> set[str]:
+    tree = ast.parse(expression, mode="eval")
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(operands) - {isa.IMMEDIATE}
+
+
 def expression_helpers() -> list[str]:
-    """Device functions that instruction expressions call (they live in gint.kernel.device)."""
+    """Device functions that instruction and math-function expressions call (they
+    live in gint.kernel.device)."""
     names: set[str] = set()
     for ins in isa.TABLE:
         if ins.expr is not None:
-            tree = ast.parse(ins.expr, mode="eval")
-            names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(ins.inputs) - {isa.IMMEDIATE}
+            names |= _called_names(ins.expr, ins.inputs)
+    for fn in isa.FUNCTIONS:
+        names |= _called_names(fn.expr, isa.MATH_ARGS)
     return sorted(names)
 
 
@@ -293,11 +347,12 @@ def kernel_source(config: KernelConfig = DEFAULT) -> str:
 
 
 def source_digest(config: KernelConfig = DEFAULT) -> str:
-    """Changes whenever the generated kernel, or the device code it calls, changes."""
+    """Changes whenever the generated kernel, the device code it calls, or the code that
+    turns it into PTX changes (the instruction table is in the generated source)."""
     from pathlib import Path
 
     digest = hashlib.sha256(kernel_source(config).encode())
     here = Path(__file__).parent
-    for dependency in ("device.py", "memory.py", "mathfn.py"):
+    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py"):
         digest.update((here / dependency).read_bytes())
     return digest.hexdigest()[:16]

@@ -1,0 +1,33 @@
+"""The PTX build for the kernel-quality tests, started when collection ends so that it
+runs (a few minutes of Numba + LLVM on one CPU) while the simulator tests run on the
+other; ``tests/test_kernel_build.py`` waits for its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+_job: subprocess.Popen | None = None
+_out = tempfile.TemporaryFile("w+")  # files, not pipes: a full pipe would stall the build
+_err = tempfile.TemporaryFile("w+")
+
+
+def start() -> None:
+    global _job
+    if _job is None:
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+        command = [sys.executable, "-m", "gint.kernel", "--ptxas", "--json"]
+        _job = subprocess.Popen(command, stdout=_out, stderr=_err, text=True, env=env)
+
+
+def report() -> dict:
+    """The ``python -m gint.kernel --ptxas --json`` report (starting the build if needed)."""
+    start()
+    _job.wait()
+    _out.seek(0)
+    _err.seek(0)
+    assert _job.returncode in (0, 1), _err.read()[-3000:]
+    return json.loads(_out.read())
