@@ -92,10 +92,13 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
     stable_topological_sort(gm)
     gm.graph.lint()
     gm.recompile()
+    if hasattr(gm, "real_recompile"):  # a lazy GraphModule: generate its code now, not on the first call
+        gm.real_recompile()
     log.debug("gint: compiled a graph: %d of %d compute nodes in gint", gint_nodes, len(compute))
     # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
     # graph runs inside a frame it is watching (e.g. a backward after a graph break).
-    return boxed(torch._dynamo.disable(gm.forward))
+    # The generated forward itself, not the module: no nn.Module.__call__ per call.
+    return boxed(torch._dynamo.disable(type(gm).forward.__get__(gm)))
 
 
 def boxed(forward):
