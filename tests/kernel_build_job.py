@@ -1,6 +1,9 @@
-"""The PTX build for the kernel-quality tests, started when collection ends so that it
-runs (a few minutes of Numba + LLVM on one CPU) while the simulator tests run on the
-other; ``tests/test_kernel_build.py`` waits for its report."""
+"""The ptxas report for the kernel-quality tests, started when collection ends so that
+it runs while the simulator tests do; ``tests/test_kernel_build.py`` waits for it.
+
+By default it checks the PTX the package ships for this exact source (seconds). With
+``GINT_KERNEL_FROM_SOURCE=1`` it builds the kernel with Numba first (minutes on one
+CPU): do that after changing the kernel, then ``python -m gint.kernel --prebuild``."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ def start() -> None:
     if _job is None:
         env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
         command = [sys.executable, "-m", "gint.kernel", "--ptxas", "--json"]
+        if os.environ.get("GINT_KERNEL_FROM_SOURCE") == "1":
+            command.append("--from-source")
         _job = subprocess.Popen(command, stdout=_out, stderr=_err, text=True, env=env)
 
 

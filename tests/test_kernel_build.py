@@ -32,3 +32,15 @@ def test_launcher_packs_parameters_as_the_kernel_expects(ptxas_report):
     # every parameter is one 8-byte word (NVVM spells it .u64, LLVM's NVPTX back end .b64)
     assert len(abi["params"]) == N_PARAMS
     assert set(abi["params"]) <= {".u64", ".b64"}, abi["params"]
+
+
+def test_the_package_ships_ptx_of_this_source():
+    """A changed instruction table or kernel needs ``python -m gint.kernel --prebuild``
+    (else a fresh machine builds the kernel itself, for minutes, on its first launch)."""
+    from gint.kernel import interpreter
+    from gint.kernel.config import DEFAULT, for_capability
+
+    shipped = interpreter.prebuilt_path((9, 0), for_capability((9, 0), DEFAULT))
+    others = [p.name for p in interpreter.PREBUILT_DIR.glob("*.ptx") if p != shipped]
+    assert shipped.exists(), f"no {shipped.name}: run python -m gint.kernel --prebuild and commit it"
+    assert not others, f"stale shipped PTX {others}: python -m gint.kernel --prebuild removes it"

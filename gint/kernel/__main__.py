@@ -1,5 +1,9 @@
-"""``python -m gint.kernel --ptxas [--json] [--cc 9.0]``: the interpreter's register,
-spill, stack and shared-memory usage from ptxas (no GPU needed)."""
+"""``python -m gint.kernel --ptxas [--json] [--cc 9.0] [--from-source]``: the interpreter's
+register, spill, stack and shared-memory usage from ptxas (no GPU needed).
+
+``python -m gint.kernel --prebuild``: build the PTX for sm_90 from source and store it
+in the package (``gint/kernel/prebuilt``), replacing PTX of older sources. Run it after
+changing the instruction table or the kernel and commit the file."""
 
 import argparse
 import json
@@ -7,22 +11,43 @@ import os
 import sys
 
 
+def prebuild() -> int:
+    from gint.kernel import interpreter
+    from gint.kernel.config import DEFAULT, for_capability
+
+    cc = (9, 0)
+    config = for_capability(cc, DEFAULT)
+    target = interpreter.prebuilt_path(cc, config)
+    text = interpreter.ptx(cc, config, from_source=not interpreter.ptx_cache_path(cc, config).exists())
+    interpreter.PREBUILT_DIR.mkdir(exist_ok=True)
+    for stale in interpreter.PREBUILT_DIR.glob("gint_*.ptx"):
+        if stale != target:
+            stale.unlink()
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gint.kernel", description=__doc__)
     parser.add_argument("--ptxas", action="store_true", help="report ptxas resource usage")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--cc", default="9.0", help="compute capability (default 9.0, the H100)")
+    parser.add_argument("--from-source", action="store_true", help="build with Numba even if PTX is shipped")
+    parser.add_argument("--prebuild", action="store_true", help="build and store the shipped PTX for sm_90")
     args = parser.parse_args(argv)
-    if not args.ptxas:
+    if not (args.ptxas or args.prebuild):
         parser.print_help()
         return 0
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         print("unset NUMBA_ENABLE_CUDASIM: PTX is built by the real Numba CUDA compiler", file=sys.stderr)
         return 2
+    if args.prebuild:
+        return prebuild()
     from gint.kernel.resources import measure
 
     major, minor = (int(p) for p in args.cc.split("."))
-    report = measure((major, minor))
+    report = measure((major, minor), from_source=args.from_source)
     if args.json:
         from gint.kernel.resources import kernel_abi
 

@@ -108,18 +108,31 @@ def ptx_cache_path(cc: tuple[int, int], config: KernelConfig) -> Path:
     return cache_dir() / f"gint_{digest}_{config.tag}_sm{cc[0]}{cc[1]}_numba-cuda-{version}.ptx"
 
 
-def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> str:
-    """PTX of the interpreter for compute capability ``cc``, from the disk cache if there.
+PREBUILT_DIR = Path(__file__).parent / "prebuilt"
+
+
+def prebuilt_path(cc: tuple[int, int], config: KernelConfig) -> Path:
+    """Where the package ships PTX built from exactly this source (``--prebuild``)."""
+    return PREBUILT_DIR / f"gint_{codegen.source_digest(config)}_{config.tag}_sm{cc[0]}{cc[1]}.ptx"
+
+
+def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT, *, from_source: bool = False) -> str:
+    """PTX of the interpreter for compute capability ``cc``: from the disk cache, else the
+    PTX shipped in the package for this exact source, else built (minutes: Numba).
 
     ``config`` is first adjusted to what ``cc`` supports (``config.for_capability``).
+    ``from_source`` skips the shipped PTX (and replaces a cached copy).
     """
     if SIMULATOR:
         raise RuntimeError("PTX cannot be built with NUMBA_ENABLE_CUDASIM=1; unset it")
     config = for_capability(cc, config)
     path = ptx_cache_path(cc, config)
     with _lock:
-        if path.exists():
+        if path.exists() and not from_source:
             return path.read_text()
+        shipped = prebuilt_path(cc, config)
+        if shipped.exists() and not from_source:
+            return shipped.read_text()
         from numba import cuda
 
         function = getattr(kernel_module(config), abi.KERNEL_NAME)
