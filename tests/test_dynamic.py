@@ -207,9 +207,8 @@ def test_new_layout_during_capture_is_a_clear_error():
     x = torch.randn(777, device="cuda")
     out = torch.empty_like(x)
     graph = torch.cuda.CUDAGraph()
-    with pytest.raises(executor.ExecutionError, match="CUDA graph was being captured"):
-        with torch.cuda.graph(graph):
-            executor.run(scale.program, [x, out])
+    with pytest.raises(executor.ExecutionError, match="CUDA graph was being captured"), torch.cuda.graph(graph):
+        executor.run(scale.program, [x, out])
     # warmed up first, the same launch captures and replays
     executor.run(scale.program, [x, out])
     torch.cuda.synchronize()

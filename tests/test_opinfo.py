@@ -86,7 +86,7 @@ def test_opinfo_samples(target, info):
 
             want = info.op(sample.input, *sample.args, **sample.kwargs)
             got, report = run_in_gint(fn, (sample.input, *sample.args))
-            torch.testing.assert_close(got, want, equal_nan=True, msg=lambda m: f"{_ident(info)} {dtype}: {m}")
+            torch.testing.assert_close(got, want, equal_nan=True, msg=lambda m, dt=dtype: f"{_ident(info)} {dt}: {m}")
             checked += 1
             if report.subgraphs and report.coverage == 1.0:
                 ran_in_gint += 1

@@ -24,8 +24,8 @@ from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
-from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording
+from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.kernel.target import SIMULATOR
 
 log = logging.getLogger("gint")
@@ -149,7 +149,8 @@ def register_backend(name: str = "gint") -> None:
     Installing the package already registers ``"gint"`` through the
     ``torch_dynamo_backends`` entry point; this is for source checkouts and aliases.
     """
-    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend as register
+    from torch._dynamo.backends.registry import _COMPILER_FNS
+    from torch._dynamo.backends.registry import register_backend as register
 
     if _COMPILER_FNS.get(name) is gint_backend:
         return

@@ -24,6 +24,30 @@ import torch.fx
 log = logging.getLogger("gint")
 
 
+def _recorded(compile_graph: Callable, gm: torch.fx.GraphModule, inputs: list, fixed: int, **kind):
+    """gint's compiled ``gm``, recorded and replayed by torch's CUDA graph trees."""
+    from torch._dynamo.backends.cudagraphs import find_input_mutations, get_device_index, get_stack_traces
+    from torch._inductor.cudagraph_trees import cudagraphify_impl
+    from torch._inductor.cudagraph_utils import get_placeholder_info
+
+    # read the graph before gint rewrites it
+    traces, placeholders = get_stack_traces(gm), get_placeholder_info(gm.graph)
+    mutated, device_index = find_input_mutations(gm.graph), get_device_index(gm)
+    compiled = compile_graph(gm, inputs)
+    wrapped = cudagraphify_impl(
+        compiled,
+        _ints_marked(inputs),
+        range(fixed),
+        device_index=device_index,
+        stack_traces=traces,
+        placeholders=placeholders,
+        mutated_input_idxs=mutated,
+        **kind,
+    )
+    wrapped._boxed_call = True
+    return wrapped
+
+
 def _ints_marked(inputs: list) -> list:
     """The example inputs with symbolic sizes as plain ints: the trees record one graph
     per value of the int inputs they find, and a SymInt is not an ``int``."""
@@ -51,9 +75,7 @@ class GraphCapture:
         return check_for_skip(gm, n_fixed)
 
     def forward(self, compile_graph: Callable, gm: torch.fx.GraphModule, inputs: list, is_inference: bool):
-        from torch._dynamo.backends.cudagraphs import find_input_mutations, get_device_index, get_stack_traces
-        from torch._inductor.cudagraph_trees import cudagraphify_impl
-        from torch._inductor.cudagraph_utils import get_placeholder_info
+        from torch._dynamo.backends.cudagraphs import get_device_index
         from torch._inductor.utils import num_fw_fixed_arguments
 
         fixed = num_fw_fixed_arguments(self.n_dynamo_inputs, len(inputs))
@@ -63,59 +85,27 @@ class GraphCapture:
             log.info("gint: no CUDA graph for this graph: %s", reason)
             return compile_graph(gm, inputs)
         self.device_index = get_device_index(gm)
-        # read the graph before gint rewrites it
-        traces, placeholders = get_stack_traces(gm), get_placeholder_info(gm.graph)
-        mutated = find_input_mutations(gm.graph)
-        compiled = compile_graph(gm, inputs)
-        wrapped = cudagraphify_impl(
-            compiled,
-            _ints_marked(inputs),
-            range(fixed),
-            device_index=self.device_index,
-            is_backward=False,
-            is_inference=is_inference,
-            stack_traces=traces,
-            placeholders=placeholders,
-            mutated_input_idxs=mutated,
-        )
-        wrapped._boxed_call = True
-        return wrapped
+        return _recorded(compile_graph, gm, inputs, fixed, is_backward=False, is_inference=is_inference)
 
     def backward(self, compile_graph: Callable, gm: torch.fx.GraphModule, inputs: list):
-        from torch._dynamo.backends.cudagraphs import find_input_mutations, get_device_index, get_stack_traces
         from torch._inductor import cudagraph_trees
-        from torch._inductor.cudagraph_utils import get_placeholder_info
         from torch._inductor.utils import count_tangents
 
         if not self.enabled:
             return compile_graph(gm, inputs)
         fixed = count_tangents(gm)
         reason = self.skip_reason(gm, fixed)
-        traces, placeholders = get_stack_traces(gm), get_placeholder_info(gm.graph)
-        mutated = find_input_mutations(gm.graph)
+        if reason is None:
+            return _recorded(compile_graph, gm, inputs, fixed, is_backward=True, is_inference=False)
         compiled = compile_graph(gm, inputs)
-        if reason is not None:
-            log.info("gint: no CUDA graph for this backward graph: %s", reason)
-            manager = cudagraph_trees.get_manager(self.device_index or 0, create_if_none_exists=False)
+        log.info("gint: no CUDA graph for this backward graph: %s", reason)
+        manager = cudagraph_trees.get_manager(self.device_index or 0, create_if_none_exists=False)
 
-            def run_eagerly(args):
-                # the trees must know the forward's generation is over before eager work
-                if manager is not None:
-                    manager.set_to_running_backward()
-                return compiled(args)
+        def run_eagerly(args):
+            # the trees must know the forward's generation is over before eager work
+            if manager is not None:
+                manager.set_to_running_backward()
+            return compiled(args)
 
-            run_eagerly._boxed_call = True
-            return run_eagerly
-        wrapped = cudagraph_trees.cudagraphify_impl(
-            compiled,
-            _ints_marked(inputs),
-            range(fixed),
-            device_index=get_device_index(gm),
-            is_backward=True,
-            is_inference=False,
-            stack_traces=traces,
-            placeholders=placeholders,
-            mutated_input_idxs=mutated,
-        )
-        wrapped._boxed_call = True
-        return wrapped
+        run_eagerly._boxed_call = True
+        return run_eagerly

@@ -236,4 +236,4 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
 
 
 # math, activations, logic and casts register themselves into LOWERINGS
-from gint.conductor import lowering_math  # noqa: E402, F401
+from gint.conductor import lowering_math  # noqa: F401

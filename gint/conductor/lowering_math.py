@@ -95,19 +95,20 @@ def _pow(a, b):
     return _math("pow", a, b)
 
 
-@lower(aten.atan2.default)
-def _atan2(a, b):
-    return _math("atan2", a, b)
+def _binary(name: str):
+    def lowering(a, b):
+        return _math(name, a, b)
+
+    lowering.__name__ = f"_{name}"
+    return lowering
 
 
-@lower(aten.fmod.Tensor, aten.fmod.Scalar)
-def _fmod(a, b):
-    return _math("fmod", a, b)
-
-
-@lower(aten.remainder.Tensor, aten.remainder.Scalar)
-def _remainder(a, b):
-    return _math("remainder", a, b)
+for _name, _ops in {
+    "atan2": (aten.atan2.default,),
+    "fmod": (aten.fmod.Tensor, aten.fmod.Scalar),
+    "remainder": (aten.remainder.Tensor, aten.remainder.Scalar),
+}.items():
+    lower(*_ops)(_binary(_name))
 
 
 # ------------------------------------------------------------ tests and logic
