@@ -44,3 +44,20 @@ def test_the_package_ships_ptx_of_this_source():
     others = [p.name for p in interpreter.PREBUILT_DIR.glob("*.ptx") if p != shipped]
     assert shipped.exists(), f"no {shipped.name}: run python -m gint.kernel --prebuild and commit it"
     assert not others, f"stale shipped PTX {others}: python -m gint.kernel --prebuild removes it"
+    cubin = interpreter.prebuilt_cubin_path((9, 0), for_capability((9, 0), DEFAULT))
+    assert cubin.read_bytes()[:4] == b"\x7fELF", f"{cubin.name} missing or not a cubin: --prebuild writes it"
+    assert _same_build(shipped, cubin), f"{cubin.name} is not ptxas's output for {shipped.name}: --prebuild"
+
+
+def _same_build(ptx, cubin) -> bool:
+    """Whether ``cubin`` is ptxas's output for ``ptx`` (checked by rebuilding it)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from gint.kernel.resources import find_ptxas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "k.cubin"
+        subprocess.run([find_ptxas(), "-arch=sm_90", str(ptx), "-o", str(out)], check=True)
+        return out.read_bytes() == cubin.read_bytes()

@@ -4,7 +4,9 @@ Figures (all wall-clock seconds or milliseconds on this machine):
 - ``kernel_build_cold_s``: building the interpreter's PTX with an empty disk cache
   (Numba typing and lowering, LLVM's NVPTX back end), in a fresh process.
 - ``new_process``: a fresh process with a warm disk cache, from interpreter start to
-  the first compiled result (imports, dynamo, gint's compile, loading the kernel).
+  the first compiled result (imports, dynamo, gint's compile, loading the kernel);
+  ``new_process_no_driver_cache`` the same with the driver's JIT cache disabled, as on a
+  machine's first run.
 - ``new_graph``: first result for a new graph in a warm process, split into what
   dynamo + AOT autograd take and what gint's own compile takes; Inductor alongside.
 - ``new_shape``: first call at a new shape of an already compiled function, for
@@ -70,8 +72,8 @@ def cold_build() -> dict:
     return {"kernel_build_cold_s": round(build, 1), "process_wall_s": round(wall, 1)}
 
 
-def new_process() -> dict:
-    samples = [_python(_FIRST_RESULT) for _ in range(3)]
+def new_process(env: dict | None = None) -> dict:
+    samples = [_python(_FIRST_RESULT, env) for _ in range(3)]
     return {
         "process_to_first_result_s": round(statistics.median(w for w, _ in samples), 2),
         "imports_and_inputs_s": round(statistics.median(v[0] for _, v in samples), 2),
@@ -179,6 +181,8 @@ def run(cold: bool = True) -> dict:
     if cold:
         report["cold_build"] = cold_build()
     report["new_process"] = new_process()
+    # as on a machine's first run: the driver's JIT cache off (the shipped cubin needs no JIT)
+    report["new_process_no_driver_cache"] = new_process({"CUDA_CACHE_DISABLE": "1"})
     report["new_graph"] = new_graph()
     report["new_shape"] = new_shape()
     report["cuda_graphs"] = cuda_graphs()

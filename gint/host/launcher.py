@@ -94,7 +94,10 @@ class KernelLauncher:
         cu.check(cu.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), device), "cuDevicePrimaryCtxRetain")
         self._make_current()
         self.module, self.function = _vp(), _vp()
-        cu.check(cu.lib.cuModuleLoadData(ctypes.byref(self.module), text.encode() + b"\0"), "cuModuleLoadData")
+        # the shipped cubin skips the driver's PTX JIT; a driver too old for it takes the PTX
+        cubin = interpreter.shipped_cubin(cc, self.config)
+        if cubin is None or cu.lib.cuModuleLoadData(ctypes.byref(self.module), cubin) != 0:
+            cu.check(cu.lib.cuModuleLoadData(ctypes.byref(self.module), text.encode() + b"\0"), "cuModuleLoadData")
         name = interpreter.entry_name(text).encode()
         cu.check(cu.lib.cuModuleGetFunction(ctypes.byref(self.function), self.module, name), "cuModuleGetFunction")
         per_sm, sms = _c_int(), _c_int()

@@ -2,7 +2,8 @@
 register, spill, stack and shared-memory usage from ptxas (no GPU needed).
 
 ``python -m gint.kernel --prebuild``: build the PTX for sm_90 from source and store it
-in the package (``gint/kernel/prebuilt``), replacing PTX of older sources. Run it after
+and its cubin (ptxas) in the package (``gint/kernel/prebuilt``), replacing those of
+older sources. Run it after
 changing the instruction table or the kernel and commit the file."""
 
 import argparse
@@ -19,12 +20,18 @@ def prebuild() -> int:
     config = for_capability(cc, DEFAULT)
     target = interpreter.prebuilt_path(cc, config)
     text = interpreter.ptx(cc, config, from_source=not interpreter.ptx_cache_path(cc, config).exists())
+    cubin = interpreter.prebuilt_cubin_path(cc, config)
     interpreter.PREBUILT_DIR.mkdir(exist_ok=True)
-    for stale in interpreter.PREBUILT_DIR.glob("gint_*.ptx"):
-        if stale != target:
+    for stale in interpreter.PREBUILT_DIR.glob("gint_*"):
+        if stale not in (target, cubin):
             stale.unlink()
     target.write_text(text)
-    print(f"wrote {target}")
+    import subprocess
+
+    from gint.kernel.resources import find_ptxas
+
+    subprocess.run([find_ptxas(), f"-arch=sm_{cc[0]}{cc[1]}", str(target), "-o", str(cubin)], check=True)
+    print(f"wrote {target} and {cubin.name}")
     return 0
 
 

@@ -116,6 +116,17 @@ def prebuilt_path(cc: tuple[int, int], config: KernelConfig) -> Path:
     return PREBUILT_DIR / f"gint_{codegen.source_digest(config)}_{config.tag}_sm{cc[0]}{cc[1]}.ptx"
 
 
+def prebuilt_cubin_path(cc: tuple[int, int], config: KernelConfig) -> Path:
+    """The shipped SASS (ptxas output) of the shipped PTX: loads without the driver's JIT."""
+    return prebuilt_path(cc, config).with_suffix(".cubin")
+
+
+def shipped_cubin(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> bytes | None:
+    """The cubin the package ships for exactly this source and ``cc``, if any."""
+    path = prebuilt_cubin_path(cc, for_capability(cc, config))
+    return path.read_bytes() if path.exists() else None
+
+
 def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT, *, from_source: bool = False) -> str:
     """PTX of the interpreter for compute capability ``cc``: from the disk cache, else the
     PTX shipped in the package for this exact source, else built (minutes: Numba).
