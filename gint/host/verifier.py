@@ -70,15 +70,12 @@ def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots
             )
 
 
-_PARKS = {"PARK": 1, "PARK2": 2}
-
-
 def _check_math(index: int, ins: isa.Instr, operand: int, parked: int) -> int:
     """The math-register rule; returns how many values are parked after ``ins``."""
-    if ins.name in _PARKS:
+    if ins.name in ("PARK", "PARK2"):
         if parked:
             raise VerificationError(index, "math", f"{ins.name} while {parked} value(s) are parked")
-        return _PARKS[ins.name]
+        return ins.pops  # the values it moved into the math registers
     if ins.name == "MATH":
         arity = isa.FUNCTION_BY_CODE[operand].arity
         if parked != arity:

@@ -37,9 +37,9 @@ from functools import lru_cache
 from gint import abi, isa
 from gint.abi import MAX_DIMS
 from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
+from gint.kernel.config import DEFAULT, KernelConfig
 
 MATH_X = MAX_DEPTH - 1  # the math register: the deepest stack position (free while parked)
-from gint.kernel.config import DEFAULT, KernelConfig
 
 _SLOT_MASK = (1 << SLOT_BITS) - 1
 MAX_WARPS = 32  # per block (1024 threads)
@@ -142,15 +142,10 @@ class _Generator:
         return lines or ["pass"]
 
     def pick(self, depth: int) -> list[str]:
-        return self.by_position(
-            depth, lambda n: [f"{stack_var(depth, k)} = fresh({stack_var(depth - 1 - n, k)})" for k in range(self.ept)]
-        )
+        return self.by_position(depth, lambda n: self.copy(depth, depth - 1 - n))
 
     def poke(self, depth: int) -> list[str]:
-        return self.by_position(
-            depth - 1,
-            lambda n: [f"{stack_var(depth - 2 - n, k)} = fresh({stack_var(depth - 1, k)})" for k in range(self.ept)],
-        )
+        return self.by_position(depth - 1, lambda n: self.copy(depth - 2 - n, depth - 1))
 
     def copy(self, target: int, source: int) -> list[str]:
         """Stack position ``source`` to ``target``, element by element (nothing if the same)."""
