@@ -25,9 +25,11 @@ def _math(name: str, *args):
     return expr.math(name, *(value(a) for a in args))
 
 
-def _unary(name: str):
-    def lowering(a):
-        return _math(name, a)
+def _function(name: str):
+    """The lowering of an operator that is exactly the math function ``name``."""
+
+    def lowering(*args):
+        return _math(name, *args)
 
     lowering.__name__ = f"_{name}"
     return lowering
@@ -37,7 +39,7 @@ for _name in (
     "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
     "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid",
 ):  # fmt: skip
-    lower(getattr(aten, _name).default)(_unary(_name))
+    lower(getattr(aten, _name).default)(_function(_name))
 
 
 @lower(aten.reciprocal.default)
@@ -95,20 +97,12 @@ def _pow(a, b):
     return _math("pow", a, b)
 
 
-def _binary(name: str):
-    def lowering(a, b):
-        return _math(name, a, b)
-
-    lowering.__name__ = f"_{name}"
-    return lowering
-
-
 for _name, _ops in {
     "atan2": (aten.atan2.default,),
     "fmod": (aten.fmod.Tensor, aten.fmod.Scalar),
     "remainder": (aten.remainder.Tensor, aten.remainder.Scalar),
 }.items():
-    lower(*_ops)(_binary(_name))
+    lower(*_ops)(_function(_name))
 
 
 # ------------------------------------------------------------ tests and logic

@@ -35,8 +35,6 @@ def materialize_symbolic_scalars(gm: torch.fx.GraphModule) -> int:
         out = lowering.tensor_meta(node)
         if node.op != "call_function" or node.target not in lowering.LOWERINGS or out is None:
             continue
-        if not any(_is_symbolic_number(a) for a in node.args):
-            continue
         args = list(node.args)
         for i, arg in enumerate(args):
             if not _is_symbolic_number(arg):
@@ -50,7 +48,8 @@ def materialize_symbolic_scalars(gm: torch.fx.GraphModule) -> int:
                 tensor.meta["val"] = torch.empty((), dtype=torch.float32, device=out.device)
             args[i] = tensor
             rewritten += 1
-        node.args = tuple(args)
+        if args != list(node.args):
+            node.args = tuple(args)
     if rewritten:
         gm.graph.lint()
     return rewritten
