@@ -46,7 +46,8 @@ def slot_word(slot: int, field: int) -> int:
 # The encoded program (int32 words) starts with a header of program facts the kernel
 # needs before it runs the first instruction; instructions follow in word pairs.
 CODE_STREAM_MASK = 0  # bit s: slot s is only loaded, at offset 0: its next tiles are worth prefetching
-CODE_HEADER = 2  # (word 1 is reserved, 0; instructions stay 8-byte aligned)
+CODE_ROW_PROGRAM = 1  # 1: a row program (each warp walks whole rows, chunk by chunk); 0: tiles
+CODE_HEADER = 2  # instructions start here and stay 8-byte aligned
 
 # Kernel parameters, in order: the encoded program (int32[::1]), the tensor table
 # (int64[::1]), then one base address (int64) per slot.

@@ -47,6 +47,8 @@ class Operand(enum.Enum):
     F32 = "f32"  # IEEE-754 float32 immediate, stored as its bit pattern
     DEPTH = "depth"  # stack position counted from the top, 0 = top
     FUNC = "func"  # a math function's code in ``FUNCTIONS``
+    REDUCTION = "reduction"  # a reduction's code in ``REDUCTIONS``
+    TARGET = "target"  # an instruction index (a backward branch's destination)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Instr:
 
 
 _N, _S, _F, _D, _M = Operand.NONE, Operand.SLOT, Operand.F32, Operand.DEPTH, Operand.FUNC
+_R, _T = Operand.REDUCTION, Operand.TARGET
 
 # fmt: off
 TABLE: tuple[Instr, ...] = (
@@ -136,6 +139,12 @@ TABLE: tuple[Instr, ...] = (
     Instr("PARK2",  43, _N, "a b --",         "move the top two to the math registers (x := a, y := b)"),
     Instr("MATH",   44, _M, "--",             "x := f(x) or f(x, y) for the function f (FUNCTIONS); any depth"),
     Instr("UNPARK", 45, _N, "-- r",           "push the math register x"),
+    # row programs: each warp walks whole rows of the domain, chunk by chunk, so a row's
+    # reduction needs no atomics and no second launch (docs/design-reductions.md)
+    Instr("ROWMASK", 46, _F, "a -- r",        "r := a inside the row, imm outside (a reduction's identity)"),
+    Instr("ROWLEN", 47, _N, "-- n",           "n := the number of elements in the row, as float32"),
+    Instr("REDUCE", 48, _R, "--",             "x := the reduction (REDUCTIONS) of the math register x over the warp's row, in every element; any depth"),
+    Instr("NEXTCHUNK", 49, _T, "--",          "move to the row's next chunk and jump to the target, or, after the last chunk, back to chunk 0 and fall through; any depth"),
 )
 # fmt: on
 
@@ -146,9 +155,14 @@ HALT = BY_NAME["HALT"]
 IMMEDIATE = "imm"  # the name of the F32 operand in ``expr``
 
 # Instructions the code generator lowers by name rather than from ``expr``.
-SPECIAL = frozenset({"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE", "PARK", "PARK2", "MATH", "UNPARK"})
+SPECIAL = frozenset(
+    {"HALT", "LOAD", "STORE", "CONST", "PICK", "POKE", "PARK", "PARK2", "MATH", "UNPARK", "ROWMASK", "ROWLEN", "REDUCE", "NEXTCHUNK"}
+)
 # Rows whose kernel case does not depend on the stack depth (one dispatch key).
-ANY_DEPTH = frozenset({BY_NAME["MATH"].opcode})
+ANY_DEPTH = frozenset({BY_NAME[name].opcode for name in ("MATH", "REDUCE", "NEXTCHUNK")})
+# A program with any of these is a row program (the kernel gives each warp whole rows;
+# code outside a NEXTCHUNK loop runs on the row's first chunk).
+ROW_ONLY = frozenset({BY_NAME[name].opcode for name in ("ROWMASK", "ROWLEN", "REDUCE", "NEXTCHUNK")})
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,31 @@ FUNCTION_BY_CODE: dict[int, MathFn] = {f.code: f for f in FUNCTIONS}
 MATH_ARGS = ("x", "y")  # the math registers, in order
 
 
+@dataclass(frozen=True)
+class Reduction:
+    """How REDUCE combines a row: ``combine`` is the binary instruction that folds two
+    values, ``identity`` the value ROWMASK gives elements outside the row."""
+
+    name: str
+    code: int
+    identity: float
+    combine: str
+    meaning: str
+
+
+# fmt: off
+REDUCTIONS: tuple[Reduction, ...] = (
+    #         name    code identity       combine  meaning
+    Reduction("sum",  0,   0.0,           "ADD",   "sum of the row"),
+    Reduction("max",  1,   float("-inf"), "MAX",   "largest element (nan if any is nan)"),
+    Reduction("min",  2,   float("inf"),  "MIN",   "smallest element (nan if any is nan)"),
+    Reduction("prod", 3,   1.0,           "MUL",   "product of the row"),
+)
+# fmt: on
+REDUCTION_BY_NAME: dict[str, Reduction] = {r.name: r for r in REDUCTIONS}
+REDUCTION_BY_CODE: dict[int, Reduction] = {r.code: r for r in REDUCTIONS}
+
+
 def _check_table() -> None:
     """Fail at import if the table contradicts itself."""
     if len(BY_NAME) != len(TABLE) or len(BY_OPCODE) != len(TABLE):
@@ -220,6 +259,10 @@ def _check_table() -> None:
             raise AssertionError(f"{ins.name}: an expr row computes exactly one output")
         if ins.expr is not None and (IMMEDIATE in ins.expr) != (ins.operand is Operand.F32):
             raise AssertionError(f"{ins.name}: an expr reads '{IMMEDIATE}' exactly when its operand is F32")
+    for reduction in REDUCTIONS:
+        combine = BY_NAME[reduction.combine]
+        if combine.expr is None or combine.inputs != ("a", "b") or combine.operand is not Operand.NONE:
+            raise AssertionError(f"reduction {reduction.name}: {combine.name} is not a binary expression row")
 
 
 _check_table()

@@ -89,6 +89,15 @@ MATH = {
 }
 
 
+# REDUCE's reductions over the last dim (keepdim), by name (names from isa.REDUCTIONS).
+REDUCE = {
+    "sum": lambda v: v.sum(-1, keepdim=True),
+    "max": lambda v: v.amax(-1, keepdim=True),
+    "min": lambda v: v.amin(-1, keepdim=True),
+    "prod": lambda v: v.prod(-1, keepdim=True),
+}
+
+
 def _shift(values: torch.Tensor, offset: int) -> torch.Tensor:
     """values[..., i + offset] along the last dim, 0 outside."""
     if offset == 0:
@@ -130,7 +139,9 @@ def execute(program: Program, tensors: list[torch.Tensor]) -> list[torch.Tensor]
         elif name == "STORE":
             slot, offset = isa.decode_slot(operand)
             value = stack.pop()
-            if offset == 0:
+            if offset == 0 and out[slot].shape != value.shape:  # a row program's per-row result
+                out[slot].copy_(_to_dtype(value[..., :1], out[slot].dtype))
+            elif offset == 0:
                 out[slot].copy_(_to_dtype(value, out[slot].dtype))
             else:  # element i + offset gets value[i]: shift by -offset, keep untouched elements
                 shifted = _shift(value, -offset)
@@ -151,6 +162,15 @@ def execute(program: Program, tensors: list[torch.Tensor]) -> list[torch.Tensor]
             parked = [MATH[isa.FUNCTION_BY_CODE[operand].name](*parked)]
         elif name == "UNPARK":
             stack.append(parked.pop())
+        # row programs: the reference holds whole rows, so a chunk loop runs once, on all of it
+        elif name == "ROWMASK":
+            pass  # no element lies past the row's end
+        elif name == "ROWLEN":
+            stack.append(torch.full(shape, float(shape[-1] if shape else 1), dtype=F32))
+        elif name == "REDUCE":
+            parked = [REDUCE[isa.REDUCTION_BY_CODE[operand].name](parked[0]).expand(shape)]
+        elif name == "NEXTCHUNK":
+            pass
         elif name in COMPUTE_IMMEDIATE:
             value = stack.pop()
             stack.append(COMPUTE_IMMEDIATE[name](value, torch.full(shape, isa.bits_f32(operand), dtype=F32)))

@@ -36,7 +36,7 @@ MATH_ROWS = ("PARK", "PARK2", "MATH", "UNPARK")
 
 def _cases():
     for ins in isa.TABLE:
-        if ins.name in ("HALT", "STORE", "MATH"):  # MATH: test_math_function
+        if ins.name in ("HALT", "STORE", "MATH", "REDUCE"):  # test_math_function, test_reduce
             continue
         for depth in isa.specializations(ins):
             if ins.operand is isa.Operand.DEPTH:
@@ -62,6 +62,10 @@ def _program(name: str, depth: int, operand) -> Assembler:
     if name in MATH_ROWS:
         return _math_program(name, depth)
     asm = Assembler(*[f"x{i}" for i in range(N_INPUTS)], "o0", "o1", "o2", "o3")
+    if name == "NEXTCHUNK":  # a row program whose loop body stores three values per element
+        _push_distinct(asm, 3)
+        _drain(asm, 3)
+        return asm.nextchunk(0).halt()
     _push_distinct(asm, depth)
     ins = isa.BY_NAME[name]
     if ins.operand is isa.Operand.SLOT:
@@ -73,6 +77,8 @@ def _program(name: str, depth: int, operand) -> Assembler:
     else:
         getattr(asm, ins.mnemonic)()
     _drain(asm, depth - ins.pops + ins.pushes)
+    if ins.opcode in isa.ROW_ONLY:
+        asm.nextchunk(0)  # a row program: the whole program is the loop over the row's chunks
     return asm.halt()
 
 
@@ -104,6 +110,32 @@ def test_math_function(target, function):
     executor.run(program, tensors)
     for got, want in zip(tensors, expected):
         torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", [r.name for r in isa.REDUCTIONS])
+def test_reduce(target, reduction):
+    """A row program: fold x0 into an accumulator over the row's chunks, REDUCE it across
+    the warp, then add it to every element of x1 (outputs: o0 full, o1 per row)."""
+    info = isa.REDUCTION_BY_NAME[reduction]
+    asm = Assembler(*[f"x{i}" for i in range(N_INPUTS)], "o0", "o1")
+    asm.const(info.identity)
+    asm.load(0).rowmask(info.identity)
+    getattr(asm, info.combine.lower())()
+    asm.nextchunk(1)
+    asm.park().reduce(reduction).unpark()
+    asm.dup().store(N_INPUTS + 1)
+    asm.load(1).pick(1).add().store(N_INPUTS)
+    asm.nextchunk(len(asm.code) - 4)
+    program = asm.halt().program()
+    shape = (target.rows, target.cols)
+    tensors = _inputs(target, shape)[: N_INPUTS + 1] + [torch.zeros(target.rows, 1, device=target.device)]
+    if reduction == "prod":  # a product of thousands of values near 1 stays finite
+        tensors[0] = 1.0 + 0.01 * tensors[0]
+    tensors[0].view(-1)[5] = float("nan") if reduction in ("max", "min") else tensors[0].view(-1)[5]
+    expected = execute(program, [t.cpu() for t in tensors])
+    executor.run(program, tensors)
+    for got, want in zip(tensors, expected):
+        torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=1e-5, atol=1e-5)
 
 
 def test_every_computed_instruction_has_a_reference():

@@ -127,6 +127,9 @@ def minimal_program(ins: isa.Instr) -> Program:
         asm.load(0).const(2.0)
         (asm.park2().math("pow") if ins.name == "PARK2" else asm.park().math("exp")).unpark()
         return asm.halt().program()
+    if ins.name in ("REDUCE", "NEXTCHUNK"):  # a row program: a chunk loop, then the row's sum
+        asm.const(0.0).load(0).add().nextchunk(1).park().reduce("sum").unpark()
+        return asm.store(1).halt().program()
     before = ins.pops + (1 if ins.operand is isa.Operand.DEPTH else 0)  # PICK/POKE need an entry to reach
     for k in range(before):
         asm.load(0, offset=k) if k % 2 else asm.const(k + 0.5)

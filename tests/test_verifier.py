@@ -104,6 +104,21 @@ CASES = [
     pytest.param("math", prog(C1, C1, op("PARK"), op("PARK"), HALT), 3, None, id="math-park-twice"),
     pytest.param("operand", prog(C1, op("PARK"), op("MATH", 999), op("UNPARK"), HALT), 2, None,
                  id="operand-unknown-math-function"),
+    # -- row programs: REDUCE on the math register, NEXTCHUNK's backward branch
+    pytest.param("math", prog(C1, op("REDUCE", 0), HALT), 1, None, id="math-reduce-with-nothing-parked"),
+    pytest.param("math", prog(C1, C1, op("PARK2"), op("REDUCE", 0), op("UNPARK"), HALT), 3, None,
+                 id="math-reduce-on-two-values"),
+    pytest.param("operand", prog(C1, op("PARK"), op("REDUCE", 9), op("UNPARK"), HALT), 2, None,
+                 id="operand-unknown-reduction"),
+    pytest.param("branch", prog(C1, op("NEXTCHUNK", 3), op("POP"), HALT), 1, None, id="branch-forward"),
+    pytest.param("branch", prog(C1, op("NEXTCHUNK", 1), op("POP"), HALT), 1, None, id="branch-to-itself"),
+    pytest.param("branch", prog(C1, C1, op("NEXTCHUNK", 1), op("POP"), op("POP"), HALT), 2, None,
+                 id="branch-depth-differs"),
+    pytest.param("branch", prog(C1, op("POP"), op("NEXTCHUNK", 0), C1, op("POP"), op("NEXTCHUNK", 0), HALT), 5, None,
+                 id="branch-into-an-earlier-loop"),
+    pytest.param("branch", prog(C1, op("PARK"), op("UNPARK"), op("NEXTCHUNK", 2), op("POP"), HALT), 3, None,
+                 id="branch-into-parked-code"),
+    pytest.param("branch", prog(C1, op("NEXTCHUNK", -1), op("POP"), HALT), 1, None, id="branch-negative"),
 ]  # fmt: skip
 
 

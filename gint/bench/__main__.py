@@ -1,9 +1,10 @@
 """``python -m gint.bench``: gint vs eager vs TorchInductor vs the device copy, on this GPU.
 
 Default: the whole suite (streaming pointwise chains, small calls, compile latency,
-kernel resources, launch overhead). ``--quick``: a small subset. ``--core``: launch
+kernel resources, launch overhead, row/column reductions). ``--quick``: a small subset. ``--core``: launch
 overhead and copy/add bandwidth only. ``--variants``: kernel-config ablation.
 ``--latency``: cold kernel build, new process, new graph, new shape, CUDA graphs.
+``--reductions``: rmsnorm, softmax, layer_norm, row and column sums/maxima only.
 Writes ``bench-<date>.json`` (device, versions, date, every figure) and PNG plots to
 ``--out`` (default ``reports/``), and prints a summary table.
 """
@@ -80,11 +81,11 @@ def kernel_figures() -> dict:
 
 def summary(report: dict) -> str:
     lines = []
-    rows = report.get("streaming", [])
-    if rows:
+    cases = report.get("streaming", []) + report.get("reductions", [])
+    if cases:
         lines.append(f"{'case':<34} {'gint us':>9} {'ind. us':>9} {'eager us':>9} {'gint/copy':>9} "
                      f"{'gint/ind':>8} {'x eager':>7}")
-        for r in rows:
+        for r in cases:
             lines.append(f"{r['case']:<34} {r['gint_us']:>9.1f} {r['inductor_us']:>9.1f} {r['eager_us']:>9.1f} "
                          f"{r['gint_bw_fraction']:>9.3f} {r['gint_vs_inductor']:>8.2f} {r['speedup_vs_eager']:>7.2f}")
     for key, value in report.get("latency", {}).items():
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth only")
     parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation only")
     parser.add_argument("--latency", action="store_true", help="cold start, caches, new graphs and shapes, CUDA graphs")
+    parser.add_argument("--reductions", action="store_true", help="row and column reductions only (8192 x 4096)")
     parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
     parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         print("gint.bench needs a CUDA GPU (and NUMBA_ENABLE_CUDASIM unset)", file=sys.stderr)
         return 2
-    from gint.bench import core, suite
+    from gint.bench import core, rows, suite
     from gint.conductor import register_backend
 
     register_backend()
@@ -125,6 +127,10 @@ def main(argv=None) -> int:
 
         report["latency"] = latency.run(cold=not args.no_cold_build)
         kind = "latency"
+    elif args.reductions:
+        report["copy_GBps"] = copy_gbps = suite.copy_bandwidth()
+        report["reductions"] = rows.run(rows.cases(False), copy_gbps, progress)
+        kind = "reductions"
     elif args.core:
         report["launch"] = core.launch_overhead()
         report["bandwidth_f32"] = core.bandwidth(1 << 26, torch.float32)
@@ -138,6 +144,7 @@ def main(argv=None) -> int:
         report["small_calls"] = suite.small_calls()
         report["compile_latency"] = suite.compile_latency()
         report["streaming"] = suite.run_streaming(suite.streaming_cases(args.quick), copy_gbps, progress)
+        report["reductions"] = rows.run(rows.cases(args.quick), copy_gbps, progress)
         kind = "quick" if args.quick else "suite"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import operator
 
 import torch
 import torch.fx
-from torch._decomp import core_aten_decompositions
+from torch._decomp import core_aten_decompositions, get_decompositions
 from torch._functorch.aot_autograd import aot_module_simplified
 from torch.fx.passes.tools_common import stable_topological_sort
 
@@ -24,11 +24,13 @@ from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
+from gint.conductor.reductions import var_mean
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording
 from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.kernel.target import SIMULATOR
 
 log = logging.getLogger("gint")
+aten = torch.ops.aten
 
 
 def target_device() -> torch.device | None:
@@ -116,7 +118,12 @@ def boxed(forward):
 
 @functools.lru_cache(maxsize=1)
 def decompositions():
-    return core_aten_decompositions()
+    """Core ATen, plus softmax, log_softmax and layer_norm as the reductions and
+    pointwise operators they are (each then compiles to one row program)."""
+    table = dict(core_aten_decompositions())
+    table.update(get_decompositions([aten._softmax, aten._log_softmax, aten.native_layer_norm]))
+    table[aten.var_mean.correction] = var_mean  # torch's goes through prims
+    return table
 
 
 def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):

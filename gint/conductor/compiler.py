@@ -16,8 +16,9 @@ import torch.fx
 
 from gint.conductor import lowering
 from gint.conductor.partitioner import boundary, build_stores
+from gint.conductor.reductions import RowShape
 from gint.conductor.subgraph import GintCompiledSubgraph, OutputSpec
-from gint.host import executor, stackcode
+from gint.host import executor, rowcode
 from gint.host.program import Program
 
 
@@ -31,7 +32,7 @@ class GintCompiler:
         key = (tuple(stores), len(slot_names))
         program = self._programs.get(key)
         if program is None:
-            program = Program(tuple(stackcode.schedule(stores)), slot_names)
+            program = Program(tuple(rowcode.schedule_any(stores)), slot_names)
             with self._lock:
                 program = self._programs.setdefault(key, program)
         return program
@@ -42,10 +43,15 @@ class GintCompiler:
         names = tuple(n.name for n in edge.inputs) + tuple(n.name for n in edge.outputs)
         program = self.program_for(stores, names)
         executable = executor.prepare(program)
-        outputs = [OutputSpec.of(lowering.tensor_meta(node)) for node in edge.outputs]
+        rows = RowShape.of(nodes, edge.inputs)
+        if isinstance(rows, str):
+            raise ValueError(f"not a valid gint subgraph: {rows}")
+        metas = [lowering.tensor_meta(node) for node in edge.outputs]
+        kinds = [rows.kind(meta.shape) if rows else "full" for meta in metas]
         return GintCompiledSubgraph(
             executable,
             inputs=[lowering.tensor_meta(node) for node in edge.inputs],
-            outputs=outputs,
+            outputs=[OutputSpec.of(meta, kind) for meta, kind in zip(metas, kinds)],
             ops=[str(node.target) for node in nodes],
+            reduce_dims=rows.dims if rows else None,
         )

@@ -235,5 +235,5 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
     return LOWERINGS[node.target](*args, **kwargs)
 
 
-# math, activations, logic and casts register themselves into LOWERINGS
-from gint.conductor import lowering_math  # noqa: F401
+# math, activations, logic, casts and reductions register themselves into LOWERINGS
+from gint.conductor import lowering_math, reductions  # noqa: F401, E402

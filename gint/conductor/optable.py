@@ -15,6 +15,7 @@ import torch
 
 from gint import abi, isa
 from gint.conductor import lowering
+from gint.conductor.reductions import FEW_ROWS, LONG_ROW
 
 
 def _dtype(dt: torch.dtype) -> str:
@@ -24,10 +25,12 @@ def _dtype(dt: torch.dtype) -> str:
 # What issue 5 asks for that gint does not run yet, and why (kept here, next to the
 # generated table, so the two are read together).
 NOT_YET = [
-    ("sum, mean, amax, amin, prod, var, std", "the kernel has no reduction instruction yet: they run eagerly"),
-    ("softmax, log_softmax, layer_norm, rms_norm", "need reductions; their pointwise parts run in gint"),
-    ("integer results (int32/int64 arithmetic)", "gint computes in float32, exact only up to 2**24"),
+    ("integer results (int32/int64 arithmetic, integer sums)", "gint computes in float32, exact only up to 2**24"),
     ("views between gint operators", "run eagerly (free, no copy) and split the subgraph in two"),
+    ("reductions of an empty dim", "run eagerly (the result is the identity, or an error, as torch says)"),
+    ("reductions over few very long rows", f"run eagerly: one warp walks each row (fewer than "
+     f"{FEW_ROWS} rows of {LONG_ROW}+ elements would leave the GPU idle)"),
+    ("reductions over different dims in one subgraph", "split into separate subgraphs"),
 ]
 
 
@@ -54,6 +57,10 @@ def markdown() -> str:
         "- Operators `torch._decomp` decomposes (silu, mish, softplus, selu, hardsigmoid, hardswish,",
         "  lerp, addcmul, addcdiv, nan_to_num, isfinite, ...) run as the operators below.",
         "- Symbolic sizes used as numbers become 0-d tensor inputs (no size in the bytecode).",
+        "- Reductions (sum, mean, amax, amin, prod, var/std with any correction, over any dims,",
+        "  keepdim or not, or the whole tensor) run as row programs, fused with the pointwise",
+        "  operators before and after them: softmax, log_softmax, layer_norm and rms_norm are",
+        "  each one subgraph (`torch._decomp` turns them into the operators below).",
         "",
         "| operator | overloads |",
         "|---|---|",
@@ -67,6 +74,14 @@ def markdown() -> str:
         "|---|---|---|",
     ]
     lines += [f"| `{fn.name}` | {fn.arity} | {fn.meaning} |" for fn in isa.FUNCTIONS]
+    lines += [
+        "",
+        "## Row reductions (the REDUCE instruction)",
+        "",
+        "| reduction | identity | meaning |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{r.name}` | {r.identity} | {r.meaning} |" for r in isa.REDUCTIONS]
     lines += ["", "## Not in gint yet", "", "| what | why |", "|---|---|"]
     lines += [f"| {what} | {why} |" for what, why in NOT_YET]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,8 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from gint.conductor import lowering
-from gint.host import expr, stackcode
+from gint.conductor.reductions import RowShape
+from gint.host import expr, rowcode, stackcode
 
 log = logging.getLogger("gint")
 
@@ -88,16 +89,20 @@ def violation(nodes: list[torch.fx.Node], max_tensors: int, pending: frozenset =
     count = len(edge.inputs) + len(edge.outputs)
     if count > max_tensors:
         return f"{count} tensors cross the boundary (at most {max_tensors})"
-    metas = [lowering.tensor_meta(n) for n in edge.inputs + edge.outputs]
+    rows = RowShape.of(nodes, edge.inputs)
+    if isinstance(rows, str):
+        return rows
+    if rows is None:
+        metas = [lowering.tensor_meta(n) for n in edge.inputs + edge.outputs]
+        try:
+            domain = tuple(torch.broadcast_shapes(*(m.shape for m in metas)))
+        except RuntimeError:
+            return "tensor shapes do not broadcast together"
+        for out in edge.outputs:
+            if tuple(lowering.tensor_meta(out).shape) != domain:
+                return f"{out.name} has shape {tuple(lowering.tensor_meta(out).shape)}, not the domain {domain}"
     try:
-        domain = tuple(torch.broadcast_shapes(*(m.shape for m in metas)))
-    except RuntimeError:
-        return "tensor shapes do not broadcast together"
-    for out in edge.outputs:
-        if tuple(lowering.tensor_meta(out).shape) != domain:
-            return f"{out.name} has shape {tuple(lowering.tensor_meta(out).shape)}, not the domain {domain}"
-    try:
-        stackcode.schedule(build_stores(nodes, edge))
+        rowcode.schedule_any(build_stores(nodes, edge))
     except stackcode.StackDepthError as error:
         return str(error)
     except lowering.Unsupported as error:

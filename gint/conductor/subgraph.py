@@ -23,12 +23,23 @@ from gint.host.executor import Executable
 class OutputSpec:
     dtype: torch.dtype
     order: tuple[int, ...]  # dims from outermost to innermost in memory
+    kind: str = "full"  # the domain's shape, or a row program's per-row result: "keep" / "drop" its reduced dims
 
     @staticmethod
-    def of(meta: torch.Tensor) -> OutputSpec:
+    def of(meta: torch.Tensor, kind: str = "full") -> OutputSpec:
         stride = [int(s) if isinstance(s, int) else s.node.hint for s in meta.stride()]
         dims = sorted(range(meta.dim()), key=lambda d: (-stride[d], d))
-        return OutputSpec(meta.dtype, tuple(dims))
+        return OutputSpec(meta.dtype, tuple(dims), kind)
+
+    def shapes(self, domain: tuple[int, ...], reduce_dims) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """This output's shape over ``domain``, and the shape the kernel sees it as
+        (a per-row result keeps its reduced dims, of size 1)."""
+        if self.kind == "full":
+            return domain, domain
+        keep = tuple(1 if d in reduce_dims else size for d, size in enumerate(domain))
+        if self.kind == "keep":
+            return keep, keep
+        return tuple(size for d, size in enumerate(domain) if d not in reduce_dims), keep
 
     def strides(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Dense strides for ``shape`` in this memory order."""
@@ -40,14 +51,23 @@ class OutputSpec:
         return tuple(strides)
 
 
+def _with_dims(strides: tuple[int, ...], dims, rank: int) -> tuple[int, ...]:
+    """``strides`` with a 0 inserted at each of ``dims`` (size-1 dims of a rank-``rank`` view)."""
+    rest = iter(strides)
+    return tuple(0 if d in dims else next(rest) for d in range(rank))
+
+
 class GintCompiledSubgraph:
     """Runs one compiled partition: ``outputs = subgraph(*inputs)``."""
 
-    def __init__(self, executable: Executable, inputs: list, outputs: list[OutputSpec], ops: list[str]):
+    def __init__(
+        self, executable: Executable, inputs: list, outputs: list[OutputSpec], ops: list[str], reduce_dims=None
+    ):
         self.executable = executable
         self.n_inputs = len(inputs)
         self.outputs = outputs
         self.ops = ops
+        self.reduce_dims = reduce_dims  # a row program's reduced dims of the domain (None: pointwise)
         self._plans: dict[tuple, tuple[tuple[int, ...], list[tuple[int, ...]], layouts.TensorLayout]] = {}
 
     @property
@@ -59,24 +79,31 @@ class GintCompiledSubgraph:
         return disassemble(self.executable.program, self.executable.depths)
 
     def _plan(self, inputs) -> tuple:
-        shape = tuple(torch.broadcast_shapes(*(t.shape for t in inputs)))
-        out_strides = [spec.strides(shape) for spec in self.outputs]
-        shapes = [t.shape for t in inputs] + [shape] * len(self.outputs)
-        strides = [t.stride() for t in inputs] + out_strides
+        domain = tuple(torch.broadcast_shapes(*(t.shape for t in inputs)))
+        dims = self.reduce_dims or ()
+        out_shapes, seen_as = zip(*(spec.shapes(domain, dims) for spec in self.outputs))
+        out_strides = [spec.strides(shape) for spec, shape in zip(self.outputs, out_shapes)]
+        # a dropped dim has size 1 in the kernel's view: its stride is never used
+        kernel_strides = [
+            _with_dims(strides, dims, len(domain)) if spec.kind == "drop" else strides
+            for spec, strides in zip(self.outputs, out_strides)
+        ]
+        shapes = [t.shape for t in inputs] + list(seen_as)
+        strides = [t.stride() for t in inputs] + kernel_strides
         dtypes = [t.dtype for t in inputs] + [spec.dtype for spec in self.outputs]
-        layout = layouts.plan(shapes, strides, dtypes, stored=self.executable.stored)
-        return shape, out_strides, layout
+        layout = layouts.plan(shapes, strides, dtypes, stored=self.executable.stored, reduce_dims=self.reduce_dims)
+        return list(zip(out_shapes, out_strides)), layout
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         key = tuple((t.shape, t.stride(), t.dtype) for t in inputs)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(inputs)
-        shape, out_strides, layout = plan
+        out_layouts, layout = plan
         device = inputs[0].device
         outs = tuple(
             torch.empty_strided(shape, strides, dtype=spec.dtype, device=device)
-            for spec, strides in zip(self.outputs, out_strides)
+            for spec, (shape, strides) in zip(self.outputs, out_layouts)
         )
         self.executable.launch(layout, [*inputs, *outs])
         return outs

@@ -44,6 +44,9 @@ def format_operand(ins: isa.Instr, operand: int) -> str:
     if kind is isa.Operand.FUNC:
         fn = isa.FUNCTION_BY_CODE.get(operand)
         return fn.name if fn is not None else str(operand)
+    if kind is isa.Operand.REDUCTION:
+        reduction = isa.REDUCTION_BY_CODE.get(operand)
+        return reduction.name if reduction is not None else str(operand)
     return str(operand)
 
 
@@ -72,6 +75,11 @@ def parse_operand(ins: isa.Instr, text: str) -> int:
         if fn is None:
             raise ValueError(f"no math function {text!r}; known: {', '.join(isa.FUNCTION_BY_NAME)}")
         return fn.code
+    if kind is isa.Operand.REDUCTION:
+        reduction = isa.REDUCTION_BY_NAME.get(text)
+        if reduction is None:
+            raise ValueError(f"no reduction {text!r}; known: {', '.join(isa.REDUCTION_BY_NAME)}")
+        return reduction.code
     return int(text)
 
 

@@ -40,18 +40,24 @@ class Executable:
         self.depths = verify(program)
         self.words = encode(program, self.depths)
         self.stored = program.stored_slots
+        self.row_program = program.is_row_program
         self._code: dict[torch.device, torch.Tensor] = {}
         self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
         self._lock = threading.Lock()
         stats.bump("programs_built")
 
-    def plan(self, tensors: Sequence[torch.Tensor]) -> layouts.TensorLayout:
+    def plan(self, tensors: Sequence[torch.Tensor], reduce_dims: Sequence[int] | None = None) -> layouts.TensorLayout:
+        """The layout of ``tensors``; a row program reduces ``reduce_dims`` of the broadcast
+        shape (by default the last)."""
+        if self.row_program and reduce_dims is None:
+            reduce_dims = (-1,)
         return layouts.plan(
             [t.shape for t in tensors],
             [t.stride() for t in tensors],
             [t.dtype for t in tensors],
             stored=self.stored,
             keep_row=self.program.uses_offsets,
+            reduce_dims=reduce_dims if self.row_program else None,
         )
 
     def code_on(self, device: torch.device) -> torch.Tensor:
@@ -80,13 +86,14 @@ class Executable:
         device = tensors[0].device
         bases = [t.data_ptr() for t in tensors] + [0] * (isa.MAX_SLOTS - len(tensors))
         code, table = self.code_on(device), self.table_on(device, layout)
+        row_program = self.row_program
         if SIMULATOR:
-            _launch_simulated(code, table, bases, layout)
+            _launch_simulated(code, table, bases, layout, row_program)
             return
         from gint.host.launcher import current_stream, launcher_for
 
         launcher = launcher_for(device.index)
-        grid = launcher.grid_for(layout.tiles(launcher.tile_len))
+        grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, row_program))
         launcher.launch(grid, code, table, bases, current_stream(device.index))
 
 
@@ -114,11 +121,12 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
         return host.pin_memory().to(device, non_blocking=True)
 
 
-def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout) -> None:
+def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout, row_program: bool) -> None:
     from gint.kernel.config import DEFAULT
     from gint.kernel.interpreter import simulator_kernel
 
-    grid = max(1, min(layout.tiles(SIM_BLOCK * DEFAULT.ept), SIM_MAX_GRID))
+    # one warp per block: the simulator's warp primitives are block barriers
+    grid = max(1, min(layout.blocks(SIM_BLOCK, SIM_BLOCK * DEFAULT.ept, row_program), SIM_MAX_GRID))
     simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
     stats.bump("launches")
 

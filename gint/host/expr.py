@@ -20,10 +20,12 @@ VALUE_OPS = frozenset(
     ins.name
     for ins in isa.TABLE
     if ins.pushes == 1
-    and ((ins.expr is not None and ins.operand is isa.Operand.NONE) or ins.name in ("LOAD", "CONST"))
+    and ((ins.expr is not None and ins.operand is isa.Operand.NONE) or ins.name in ("LOAD", "CONST", "ROWLEN"))
 )
 COMMUTATIVE = frozenset({"ADD", "MUL", "MIN", "MAX", "EQ", "NE"})
 MATH = "MATH"  # a node applying ``isa.FUNCTIONS[operand]`` to its operands (PARK, MATH, UNPARK)
+# a row-uniform node: ``isa.REDUCTIONS[operand]`` of its operand over the row (a row program)
+REDUCE = "REDUCE"
 
 
 @dataclass(frozen=True, eq=True)
@@ -39,6 +41,10 @@ class Node:
             if fn is None:
                 raise ValueError(f"no math function with code {self.operand}")
             arity = fn.arity
+        elif self.op == REDUCE:
+            if self.operand not in isa.REDUCTION_BY_CODE:
+                raise ValueError(f"no reduction with code {self.operand}")
+            arity = 1
         elif self.op in VALUE_OPS:
             arity = isa.BY_NAME[self.op].pops
         else:
@@ -75,6 +81,28 @@ def math(function: str, *args: Node) -> Node:
     return Node(MATH, tuple(args), fn.code)
 
 
+def reduce(reduction: str, value: Node) -> Node:
+    """``value`` reduced over the row (``reduction``: a name in ``isa.REDUCTIONS``)."""
+    found = isa.REDUCTION_BY_NAME.get(reduction)
+    if found is None:
+        raise ValueError(f"no reduction {reduction!r}; known: {', '.join(isa.REDUCTION_BY_NAME)}")
+    return Node(REDUCE, (value,), found.code)
+
+
+def rowlen() -> Node:
+    return Node("ROWLEN")
+
+
+@dataclass(frozen=True)
+class Accumulate:
+    """Fold ``value`` into the accumulator of reduction ``reduction`` (a code of
+    ``isa.REDUCTIONS``) held at stack ``position`` (a row program's chunk loop)."""
+
+    value: Node
+    reduction: int
+    position: int
+
+
 @dataclass(frozen=True)
 class Store:
     """Write ``value`` to tensor ``slot`` at ``offset`` along the row."""
@@ -84,9 +112,10 @@ class Store:
     offset: int = 0
 
 
-def postorder(roots) -> list[Node]:
-    """Every node reachable from ``roots``, operands before users, each once."""
-    seen: set[Node] = set()
+def postorder(roots, stop=frozenset()) -> list[Node]:
+    """Every node reachable from ``roots``, operands before users, each once; nodes in
+    ``stop`` are neither listed nor entered."""
+    seen: set[Node] = set(stop)
     order: list[Node] = []
     for root in roots:
         stack = [(root, False)]
@@ -101,3 +130,8 @@ def postorder(roots) -> list[Node]:
                 stack.append((node, True))
                 stack.extend((arg, False) for arg in reversed(node.args) if arg not in seen)
     return order
+
+
+def is_uniform(node: Node) -> bool:
+    """Whether ``node`` has one value per row: it reads no tensor except through reductions."""
+    return all(n.op != "LOAD" for n in postorder([node], stop={n for n in postorder([node]) if n.op == REDUCE}))

@@ -19,7 +19,14 @@ schedules them onto the stack::
 Operators ``+ - * / -x < <= > >= == !=`` and the functions ``minimum``,
 ``maximum``, ``where``, ``fma`` and one per math function of ``isa.FUNCTIONS``
 (``exp``, ``tanh``, ``pow``, ...) build expressions; Python numbers become float32
-immediates.
+immediates. ``row_sum``, ``row_max``, ``row_min``, ``row_prod`` (one per
+``isa.REDUCTIONS``) and ``row_length()`` reduce along the row: a function using them
+becomes a row program (``gint.host.rowcode``)::
+
+    @bytecode
+    def softmax(x, out):
+        e = exp(x.load() - row_max(x.load()))
+        out.store(e / row_sum(e))
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import inspect
 from collections.abc import Callable
 
 from gint import isa
-from gint.host import expr, stackcode
+from gint.host import expr, rowcode
 from gint.host.disasm import disassemble, parse_operand
 from gint.host.program import Program
 from gint.host.verifier import verify
@@ -58,7 +65,7 @@ class Assembler:
                 word = isa.encode_slot(operand, offset)
             elif ins.operand is isa.Operand.F32:
                 word = isa.f32_bits(float(operand))
-            elif ins.operand is isa.Operand.DEPTH:
+            elif ins.operand in (isa.Operand.DEPTH, isa.Operand.TARGET):
                 word = int(operand)
             else:
                 word = parse_operand(ins, "" if operand is None else str(operand))
@@ -140,6 +147,25 @@ def fma(a, b, c) -> Value:
     return Value(expr.apply("FMA", _node(a), _node(b), _node(c)))
 
 
+def _reduction_builder(reduction: isa.Reduction) -> Callable:
+    def build(value) -> Value:
+        return Value(expr.reduce(reduction.name, _node(value)))
+
+    build.__name__ = build.__qualname__ = f"row_{reduction.name}"
+    build.__doc__ = f"row_{reduction.name}(v): the {reduction.meaning}, in every element of the row (a row program)"
+    return build
+
+
+# one builder per reduction of the table: row_sum(v), row_max(v), ...
+REDUCTION_FUNCTIONS: dict[str, Callable] = {f"row_{r.name}": _reduction_builder(r) for r in isa.REDUCTIONS}
+globals().update(REDUCTION_FUNCTIONS)
+
+
+def row_length() -> Value:
+    """The number of elements in the row (what a mean divides by)."""
+    return Value(expr.rowlen())
+
+
 def _math_builder(fn: isa.MathFn) -> Callable:
     def build(*args) -> Value:
         return Value(expr.math(fn.name, *(_node(a) for a in args)))
@@ -189,7 +215,7 @@ class BytecodeFunction:
         if len(names) > isa.MAX_SLOTS:
             raise ValueError(f"{fn.__name__} takes {len(names)} tensors; at most {isa.MAX_SLOTS}")
         self.stores = trace(fn, names)
-        self.program = Program(tuple(stackcode.schedule(self.stores)), names)
+        self.program = Program(tuple(rowcode.schedule_any(self.stores)), names)
         self.depths = verify(self.program)
 
     def listing(self) -> str:

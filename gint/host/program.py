@@ -55,6 +55,11 @@ class Program:
     def uses_offsets(self) -> bool:
         return bool(self.offset_slots)
 
+    @property
+    def is_row_program(self) -> bool:
+        """Whether the kernel must give each warp whole rows (the program reduces rows)."""
+        return any(op in isa.ROW_ONLY for op, _ in self.code)
+
 
 def streamed_slots(program: Program) -> list[int]:
     """Slots read only by LOADs at offset 0 and never stored: the kernel may ask for
@@ -68,6 +73,7 @@ def encode(program: Program, depths: list[int]) -> list[int]:
     per instruction: dispatch key, operand."""
     words: list[int] = [0] * abi.CODE_HEADER
     words[abi.CODE_STREAM_MASK] = sum(1 << slot for slot in streamed_slots(program))
+    words[abi.CODE_ROW_PROGRAM] = int(program.is_row_program)
     for (opcode, operand), depth in zip(program.code, depths, strict=True):
         words += [isa.dispatch_key(opcode, depth), operand]
     # The kernel fetches instruction i+1 while executing i: pad past the final HALT.

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gint import isa
-from gint.host.expr import COMMUTATIVE, MATH, Node, Store, postorder
+from gint.host.expr import COMMUTATIVE, MATH, REDUCE, Accumulate, Node, Store, postorder
 
 _UNPARK = isa.BY_NAME["UNPARK"].opcode
 
@@ -73,41 +73,67 @@ class StackDepthError(ValueError):
     """The expressions need more than ``isa.MAX_DEPTH`` stack entries at once."""
 
 
+Item = Store | Accumulate  # a step's work: write a tensor, or fold into an accumulator
+
+
+def zero_outside_row(node: Node) -> bool:
+    """Whether ``node`` is 0 at elements past the row's end (loads there give 0), so a
+    sum needs no ROWMASK."""
+    if node.op == "LOAD":
+        return isa.decode_slot(node.operand)[1] == 0
+    if node.op in ("MUL", "NEG"):
+        return any(zero_outside_row(arg) for arg in node.args)
+    if node.op in ("ADD", "SUB"):
+        return all(zero_outside_row(arg) for arg in node.args)
+    return False
+
+
 def _held_nodes(
-    stores: Sequence[Store], hoisted_loads: int, hold_all: bool, reload: bool
+    items: Sequence[Item], hoisted_loads: int, hold_all: bool, reload: bool, pinned: frozenset
 ) -> tuple[list[Node], set[Node]]:
     """Nodes to hold, and the hoisted loads among them. ``hold_all`` holds every computed
     node: each becomes its own step, so operands are freed right after their last use.
-    ``reload`` re-issues a load at each use instead of holding its value (it hits L1)."""
+    ``reload`` re-issues a load at each use instead of holding its value (it hits L1).
+    ``pinned`` nodes are already on the stack."""
     uses: dict[Node, int] = {}
-    everything = postorder([store.value for store in stores])
+    everything = postorder([item.value for item in items], stop=pinned)
     for node in everything:
         for arg in node.args:
             uses[arg] = uses.get(arg, 0) + 1
-    for store in stores:
-        uses[store.value] = uses.get(store.value, 0) + 1
+    for item in items:
+        uses[item.value] = uses.get(item.value, 0) + 1
+    for node in pinned:
+        uses.pop(node, None)
     cheap = ("CONST", "LOAD") if reload else ("CONST",)
     held = {node for node, count in uses.items() if count > 1 and node.op not in cheap}
     if hold_all:
         held |= {node for node in everything if not node.is_leaf}
     loads = [node for node in everything if node.op == "LOAD"]
     hoisted = set(loads[:hoisted_loads])
-    stored_slots = {store.slot for store in stores}
+    stored_slots = {item.slot for item in items if isinstance(item, Store)}
     clobbered = {n for n in loads if isa.decode_slot(n.operand)[0] in stored_slots}
     held |= hoisted | clobbered
     return [n for n in everything if n in held], hoisted
 
 
 class _Scheduler:
-    def __init__(self, stores: Sequence[Store], hoisted_loads: int, hold_all: bool = False, reload: bool = False):
-        self.stores = list(stores)
+    def __init__(
+        self,
+        items: Sequence[Item],
+        hoisted_loads: int,
+        hold_all: bool = False,
+        reload: bool = False,
+        base: Sequence[Node] = (),
+    ):
+        self.stores = list(items)
         self.code: list[tuple[int, int]] = []
-        self.depth = 0
-        self.held: list[Node | None] = []  # bottom positions; None = freed
-        self.position: dict[Node, int] = {}
+        self.depth = len(base)
+        self.held: list[Node | None] = list(base)  # bottom positions; None = freed
+        self.pinned = frozenset(base)  # on the stack before this code and after it
+        self.position: dict[Node, int] = {node: i for i, node in enumerate(base)}
         self.need: dict[Node, int] = {}
-        held, hoisted = _held_nodes(self.stores, hoisted_loads, hold_all, reload)
-        self.is_held = set(held)
+        held, hoisted = _held_nodes(self.stores, hoisted_loads, hold_all, reload, self.pinned)
+        self.is_held = set(held) | self.pinned
         self.steps = self._steps(held, hoisted)
         self.last_use = self._last_uses()
 
@@ -119,7 +145,8 @@ class _Scheduler:
         done = set(hoisted)
         first_store: dict[int, int] = {}
         for index, store in enumerate(self.stores):
-            first_store.setdefault(store.slot, index)
+            if isinstance(store, Store):
+                first_store.setdefault(store.slot, index)
         for index, store in enumerate(self.stores):
             # loads of slots stored from here on must be held before this store
             due = [
@@ -127,7 +154,7 @@ class _Scheduler:
                 for n in held
                 if n.op == "LOAD" and first_store.get(isa.decode_slot(n.operand)[0]) == index
             ]
-            due += [n for n in postorder([store.value]) if n in self.is_held]
+            due += [n for n in postorder([store.value], stop=self.pinned) if n in self.is_held]
             for node in due:
                 if node not in done:
                     done.add(node)
@@ -213,6 +240,8 @@ class _Scheduler:
         else:
             for arg in args:
                 self._push(arg)
+        if node.op == REDUCE:
+            raise ValueError("a reduction's value is used before its row program computed it")
         if node.op == MATH:
             self._emit("PARK" if len(args) == 1 else "PARK2")
             self._emit("MATH", node.operand)
@@ -236,7 +265,7 @@ class _Scheduler:
 
     def _release(self, step: int) -> None:
         for position, node in enumerate(self.held):
-            if node is not None and self.last_use.get(node, -1) <= step:
+            if node is not None and node not in self.pinned and self.last_use.get(node, -1) <= step:
                 self.held[position] = None
                 del self.position[node]
         while self.held and (self.held[-1] is None or None in self.held):
@@ -250,37 +279,63 @@ class _Scheduler:
             self.held[hole] = node
             self.position[node] = hole
 
-    def run(self) -> list[tuple[int, int]]:
+    def _accumulate(self, item: Accumulate) -> None:
+        """Fold the value into its accumulator: ROWMASK keeps elements past the row's end
+        out of the result; the accumulator is combined in place when directly below."""
+        reduction = isa.REDUCTION_BY_CODE[item.reduction]
+        self._push(item.value)
+        if not (reduction.name == "sum" and zero_outside_row(item.value)):
+            self._emit("ROWMASK", isa.f32_bits(reduction.identity))
+        if item.position == self.depth - 2:
+            self._emit(reduction.combine)
+            return
+        self._emit("PICK", self.depth - 1 - item.position)
+        self._emit(reduction.combine)
+        self._emit("POKE", self.depth - 2 - item.position)
+
+    def run(self, halt: bool = True) -> list[tuple[int, int]]:
+        """The code; with ``halt`` it ends in HALT, else it leaves exactly the pinned base
+        on the stack (a chunk loop's body)."""
         last = len(self.steps) - 1
         for index, (kind, item) in enumerate(self.steps):
             if kind == "hold":
                 self._hold(item)
+            elif isinstance(item, Accumulate):
+                self._accumulate(item)
             else:
                 self._push(item.value)
                 self._emit("STORE", isa.encode_slot(item.slot, item.offset))
-            if index < last:  # after the last step nothing is read again: HALT drops the rest
+            if index < last or not halt:  # after the last step HALT drops what is left
                 self._release(index)
-        self._emit("HALT")
+        if halt:
+            self._emit("HALT")
         return self.code
 
 
-def schedule(stores: Sequence[Store]) -> list[tuple[int, int]]:
-    """Instructions that perform ``stores`` in order, ending with HALT.
+def schedule(stores: Sequence[Item], *, base: Sequence[Node] = (), halt: bool = True) -> list[tuple[int, int]]:
+    """Instructions that perform ``stores`` (and accumulations) in order, ending with HALT
+    (without ``halt``: ending with the stack as it began, ``base`` values at the bottom).
 
     Hoists as many loads to the start as the stack allows (all, if they fit). If even
     no hoisting needs too deep a stack, loads used twice are re-issued instead of held,
     and then every computed value becomes its own step, so the stack holds only the
     values still live (register allocation in DAG order).
     """
-    n_loads = len({n for n in postorder([st.value for st in stores]) if n.op == "LOAD"})
-    for hoisted in range(n_loads, -1, -1):
+    n_loads = len({n for n in postorder([st.value for st in stores], stop=frozenset(base)) if n.op == "LOAD"})
+    attempts = [{"hoisted_loads": h} for h in range(n_loads, -1, -1)]
+    attempts += [{"hoisted_loads": 0, "hold_all": h, "reload": True} for h in (False, True)]
+    for attempt in attempts:
         try:
-            return _Scheduler(stores, hoisted).run()
+            return _Scheduler(stores, base=base, **attempt).run(halt)
         except StackDepthError:
             pass
-    for hold_all in (False, True):
-        try:
-            return _Scheduler(stores, 0, hold_all=hold_all, reload=True).run()
-        except StackDepthError:
-            pass
-    return _Scheduler(stores, 0, hold_all=True).run()
+    return _Scheduler(stores, 0, hold_all=True, base=base).run(halt)
+
+
+def push_value(node: Node, base: Sequence[Node]) -> list[tuple[int, int]]:
+    """Code that computes ``node`` on top of ``base`` (values already on the stack),
+    holding nothing: for small row-uniform values computed once per row."""
+    scheduler = _Scheduler([], 0, base=base)
+    scheduler._push(node)
+    return scheduler.code
+

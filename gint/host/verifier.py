@@ -1,8 +1,9 @@
 """Static checks that every program passes before it can reach the GPU.
 
-``verify`` walks the program once, tracking the stack depth. Programs have no
-branches, so that single walk covers every path; it also yields the depth before
-each instruction, which the encoder needs to pick depth-specialized kernel cases.
+``verify`` walks the program once, tracking the stack depth. The only branch,
+NEXTCHUNK, jumps backward to a point with the same depth (checked), so that single
+walk covers every path; it also yields the depth before each instruction, which the
+encoder needs to pick depth-specialized kernel cases.
 A violation raises ``VerificationError`` naming the instruction index and the rule.
 
 Rules (``RULES`` maps each to its meaning):
@@ -32,8 +33,10 @@ RULES: dict[str, str] = {
     "aliasing": "a stored slot is stored at one offset, and if it is also loaded, everything is at offset 0 "
     "(else threads race)",
     "table": "the tensor table gives one supported dtype per slot",
-    "math": "PARK (one value) or PARK2 (two) is followed by MATH functions of that arity, the first of "
-    "which leaves one value, then UNPARK; nothing else runs while values are parked",
+    "math": "PARK (one value) or PARK2 (two) is followed by MATH functions of that arity (or REDUCE, "
+    "which takes one), the first of which leaves one value, then UNPARK; nothing else runs while values are parked",
+    "branch": "NEXTCHUNK jumps back to an instruction after any earlier NEXTCHUNK (loops neither nest nor "
+    "overlap), where the stack has the same depth and nothing is parked",
 }
 __doc__ += "".join(f"\n- ``{rule}``: {text}" for rule, text in RULES.items())
 
@@ -59,6 +62,8 @@ def _check_operand(index: int, ins: isa.Instr, operand: int, depth: int, n_slots
             raise VerificationError(index, "slot", f"{ins.name} slot {slot} with {n_slots} tensor(s)")
     if kind is isa.Operand.FUNC and operand not in isa.FUNCTION_BY_CODE:
         raise VerificationError(index, "operand", f"{ins.name}: no math function {operand}")
+    if kind is isa.Operand.REDUCTION and operand not in isa.REDUCTION_BY_CODE:
+        raise VerificationError(index, "operand", f"{ins.name}: no reduction {operand}")
     if kind is isa.Operand.DEPTH:
         # PICK reads the entry n below the top; POKE writes n below the top after its pop.
         reach = depth - ins.pops
@@ -76,12 +81,11 @@ def _check_math(index: int, ins: isa.Instr, operand: int, parked: int) -> int:
         if parked:
             raise VerificationError(index, "math", f"{ins.name} while {parked} value(s) are parked")
         return ins.pops  # the values it moved into the math registers
-    if ins.name == "MATH":
-        arity = isa.FUNCTION_BY_CODE[operand].arity
+    if ins.name in ("MATH", "REDUCE"):
+        arity = isa.FUNCTION_BY_CODE[operand].arity if ins.name == "MATH" else 1
         if parked != arity:
-            raise VerificationError(
-                index, "math", f"{isa.FUNCTION_BY_CODE[operand].name} takes {arity} value(s), {parked} parked"
-            )
+            what = isa.FUNCTION_BY_CODE[operand].name if ins.name == "MATH" else "REDUCE"
+            raise VerificationError(index, "math", f"{what} takes {arity} value(s), {parked} parked")
         return 1
     if ins.name == "UNPARK":
         if parked != 1:
@@ -90,6 +94,19 @@ def _check_math(index: int, ins: isa.Instr, operand: int, parked: int) -> int:
     if parked:
         raise VerificationError(index, "math", f"{ins.name} while {parked} value(s) are parked")
     return 0
+
+
+def _check_branch(index: int, target: int, depths: list[int], parked_at: list[int], loop_start: int) -> None:
+    """NEXTCHUNK at ``index`` (``depths``/``parked_at``: state before each instruction so
+    far, ``depths[index]`` included); ``loop_start``: where the current loop may begin."""
+    if not loop_start <= target < index:
+        raise VerificationError(
+            index, "branch", f"target {target} is not an earlier instruction after the previous loop ({loop_start})"
+        )
+    if depths[target] != depths[index] or parked_at[target] or parked_at[index]:
+        raise VerificationError(
+            index, "branch", f"stack depth {depths[index]} here but {depths[target]} at the target {target}"
+        )
 
 
 def _check_aliasing(program: Program) -> None:
@@ -135,8 +152,10 @@ def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> lis
     if program.n_slots > isa.MAX_SLOTS:
         raise VerificationError(None, "slots", f"{program.n_slots} slots")
     depths: list[int] = []
+    parked_at: list[int] = []
     depth = 0
     parked = 0  # values in the math registers
+    loop_start = 0  # a NEXTCHUNK may jump back no further than here
     for index, (opcode, operand) in enumerate(code):
         ins = isa.BY_OPCODE.get(opcode)
         if ins is None:
@@ -147,11 +166,15 @@ def verify(program: Program, dtypes: Sequence[torch.dtype] | None = None) -> lis
         if depth < ins.pops:
             raise VerificationError(index, "underflow", f"{ins.name} pops {ins.pops}, stack has {depth}")
         _check_operand(index, ins, operand, depth, program.n_slots)
+        depths.append(depth)
+        parked_at.append(parked)
+        if ins.operand is isa.Operand.TARGET:
+            _check_branch(index, operand, depths, parked_at, loop_start)
+            loop_start = index + 1
         parked = _check_math(index, ins, operand, parked)
         after = depth - ins.pops + ins.pushes
         if after > isa.MAX_DEPTH:
             raise VerificationError(index, "overflow", f"{ins.name} would leave {after} entries")
-        depths.append(depth)
         depth = after
     if isa.BY_OPCODE[code[-1][0]] is not isa.HALT:
         raise VerificationError(len(code) - 1, "halt", "the last instruction is not HALT")

@@ -26,6 +26,12 @@ executes, so its load latency overlaps the work (the encoder pads programs so th
 fetch past HALT stays in bounds). ``EPT``, ``VEC`` and ``prefetch`` come from a
 ``KernelConfig``; the dispatch is one dense ``if`` chain that LLVM's NVPTX back end
 turns into jump tables (``gint.kernel.nvptx``).
+
+A *row program* (a program with REDUCE or NEXTCHUNK; the header says so) runs with
+each warp as its own 32-thread group walking whole rows: a row is the warp's tile
+sequence, chunk 0, 1, ... (NEXTCHUNK loops back), so a row's reduction is a warp
+reduction (shuffles; a shared-memory twin under the simulator) with no atomics, no
+block barrier and no second launch.
 """
 
 from __future__ import annotations
@@ -182,6 +188,54 @@ class _Generator:
         body += [f"{stack_var(x, k)} = t1 if k == {k} else {stack_var(x, k)}" for k in range(self.ept)]
         return [f"for k in range({self.ept}):", *_indent(body)]
 
+    def rowmask(self, depth: int) -> list[str]:
+        """Elements past the row's end (only in its last, partial chunk) become the immediate."""
+        lines = []
+        for k in range(self.ept):
+            g, v = divmod(k, self.vec)
+            var = stack_var(depth - 1, k)
+            lines.append(f"{var} = {isa.IMMEDIATE} if chunk_start + e{g} + {v} >= row else {var}")
+        return [f"{isa.IMMEDIATE} = bits_to_f32(arg)", "if not full:", *_indent(lines)]
+
+    def rowlen(self, depth: int) -> list[str]:
+        return ["t0 = float32(row)"] + [f"{stack_var(depth, k)} = fresh(t0)" for k in range(self.ept)]
+
+    def reduce(self, depth: int) -> list[str]:
+        """One case for every depth, on the math register: fold the thread's elements,
+        then the warp's lanes by butterfly (every lane ends with the same value)."""
+        x = MATH_X
+        lines = []
+        for n, reduction in enumerate(isa.REDUCTIONS):
+            combine = isa.BY_NAME[reduction.combine].expr
+            body = [f"t1 = {stack_var(x, 0)}"]
+            body += [f"t1 = {_substitute(combine, {'a': 't1', 'b': stack_var(x, k)})}" for k in range(1, self.ept)]
+            for lane_mask in (16, 8, 4, 2, 1):
+                body += [
+                    f"t0 = shuffle_xor(t1, {lane_mask}, sh_exchange, tid)",
+                    f"t1 = {_substitute(combine, {'a': 't1', 'b': 't0'})}",
+                ]
+            lines += [f"{'if' if n == 0 else 'elif'} arg == {reduction.code}:  # {reduction.name}", *_indent(body)]
+        return lines + [f"{stack_var(x, k)} = fresh(t1)" for k in range(self.ept)]
+
+    def nextchunk(self, depth: int) -> list[str]:
+        """The only branch, uniform across the warp: the fetch-ahead is redone at the target."""
+        jump = [
+            f"pc = {abi.CODE_HEADER} + 2 * arg",
+            "next_key = code[pc]",
+            "next_arg = code[pc + 1]",
+            "pc += 2",
+        ]
+        return [
+            "chunk = int32(chunk + 1)",
+            "chunk_start = int64(chunk) * tile_len",
+            "if chunk_start < row:",
+            *_indent(jump),
+            "else:",
+            _I + "chunk = int32(0)",
+            _I + "chunk_start = int64(0)",
+            "full = chunk_start + tile_len <= row",
+        ]
+
     def case_body(self, ins: isa.Instr, depth: int) -> list[str]:
         """The kernel statements for ``ins`` executed at stack ``depth``."""
         special = {
@@ -194,6 +248,10 @@ class _Generator:
             "PARK2": self.park2,
             "UNPARK": self.unpark,
             "MATH": self.math,
+            "ROWMASK": self.rowmask,
+            "ROWLEN": self.rowlen,
+            "REDUCE": self.reduce,
+            "NEXTCHUNK": self.nextchunk,
         }
         if ins.name in special:
             return special[ins.name](depth)
@@ -224,6 +282,8 @@ class _Generator:
             f"sh_vector = cuda.shared.array({MAX_SLOTS}, int32)",
             # per warp and slot: where the slot's current row starts (domains of several rows)
             f"sh_row_start = cuda.shared.array({MAX_WARPS * MAX_SLOTS}, int64)",
+            # the simulator's stand-in for warp shuffles (unused on the GPU)
+            f"sh_exchange = cuda.shared.array({MAX_WARPS * 32}, float32)",
             "tid = cuda.threadIdx.x",
             "lane = tid % 32",
             f"warp_records = uint64(tid // 32 * {MAX_SLOTS})",
@@ -240,17 +300,26 @@ class _Generator:
             "cuda.syncthreads()",
             f"row = table[{dims - 1}]",
             f"stream_mask = code[{abi.CODE_STREAM_MASK}]",
-            "width = cuda.blockDim.x",
+            f"row_program = code[{abi.CODE_ROW_PROGRAM}] != 0",
+            # a row program's thread group is the warp (a "tile" is then a whole row); else the block
+            "if row_program:",
+            *_indent([
+                "width = 32",
+                "first = lane",
+                "tile = int32(cuda.blockIdx.x * (cuda.blockDim.x // 32) + tid // 32)",
+                "tile_step = int32(cuda.gridDim.x * (cuda.blockDim.x // 32))",
+            ]),
+            "else:",
+            *_indent(["width = cuda.blockDim.x", "first = tid", "tile = int32(cuda.blockIdx.x)", "tile_step = int32(cuda.gridDim.x)"]),
             f"tile_len = width * {self.ept}",
-            "grid_len = cuda.gridDim.x * tile_len",
+            "grid_len = tile_step * tile_len",
             # tile counters are 32-bit (2^31 tiles of 2048+ elements is beyond any GPU's memory)
-            "tiles_per_row = int32((row + tile_len - 1) // tile_len)",
+            "tiles_per_row = int32(1) if row_program else int32((row + tile_len - 1) // tile_len)",
             f"rows = {' * '.join(f'table[{d}]' for d in range(dims - 1))}",
             "n_tiles = int32(rows * tiles_per_row)",
-            "single_row = rows == 1",
-            "tile = int32(cuda.blockIdx.x)",
+            "single_row = rows == 1 and not row_program",
             # element offsets, within a tile, of this thread's vector runs
-            f"e0 = int32(tid * {self.vec})",
+            f"e0 = int32(first * {self.vec})",
             *[f"e{g} = e0 + {g * self.vec} * width" for g in range(1, self.groups)],
             # stack registers are defined once; the verifier proves no program reads one before writing it
             *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
@@ -300,7 +369,7 @@ class _Generator:
         ]
         loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
         lines += _indent(loop + ["key = next_key", "arg = next_arg"])
-        lines.append("tile = int32(tile + cuda.gridDim.x)")
+        lines.append("tile = int32(tile + tile_step)")
         return _indent(["while tile < n_tiles:"] + _indent(lines))
 
     def source(self) -> str:
@@ -311,7 +380,7 @@ class _Generator:
             "from numba import cuda",
             "from numpy import float32, int32, int64, uint64",
             f"from gint.kernel.device import {helpers}",
-            "from gint.kernel.memory import bits_to_f32, fresh, warp_sync",
+            "from gint.kernel.memory import bits_to_f32, fresh, shuffle_xor, warp_sync",
             "",
             "ZERO = float32(0.0)",
         ]

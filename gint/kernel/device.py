@@ -241,8 +241,9 @@ def load_at(base, dtype, row_start, step, i, row):
 
 @device
 def store_at(base, dtype, row_start, step, i, row, value):
-    """Write element i of the current row; nothing outside the row."""
-    if i >= 0 and i < row:
+    """Write element i of the current row; nothing outside the row. A slot that does not
+    move along the row (stride 0: a row program's per-row result) is written by element 0 only."""
+    if i >= 0 and i < row and (step != 0 or i == 0):
         store_element(base, dtype, row_start + i * step, value)
 
 

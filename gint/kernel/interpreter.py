@@ -100,6 +100,18 @@ def _device_functions_for(cc: tuple[int, int]):
         dispatcher.get_current_device = original
 
 
+@contextlib.contextmanager
+def _deep_recursion(limit: int = 20000):
+    """Numba's SSA pass recurses once per dominating block: a variable read deep in the
+    dispatch chain (ROWMASK's chunk position) goes far past Python's default limit."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def ptx_cache_path(cc: tuple[int, int], config: KernelConfig) -> Path:
     import numba_cuda
 
@@ -147,7 +159,7 @@ def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT, *, from_source: boo
         from numba import cuda
 
         function = getattr(kernel_module(config), abi.KERNEL_NAME)
-        with _device_functions_for(cc):
+        with _device_functions_for(cc), _deep_recursion():
             if config.backend == "nvptx":
                 text = nvptx.ptx_from_llvm_ir(nvptx.kernel_llvm_ir(function, kernel_signature(), cc), cc)
             else:

@@ -21,6 +21,7 @@ __all__ = [
     "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
     "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
     "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
+    "shuffle_xor",
 ]  # fmt: skip
 
 # The x4 helpers move 4 consecutive elements with one vector access; the address must
@@ -98,6 +99,17 @@ if SIMULATOR:
         """The simulator has no warp intrinsics: a block barrier orders as much (every
         thread of the block reaches each call, as every lane of a warp does on the GPU)."""
         cuda.syncthreads()
+
+    @cuda.jit(device=True)
+    def shuffle_xor(value, lane_mask, exchange, tid):
+        """``shfl.sync.bfly`` through shared memory: lane ``tid`` gets the value of lane
+        ``tid ^ lane_mask`` (the simulator runs one warp per block, so a block barrier is
+        the warp's)."""
+        exchange[tid] = value
+        cuda.syncthreads()
+        other = exchange[tid ^ lane_mask]
+        cuda.syncthreads()
+        return other
 
     def f16_bits_to_f32(bits):
         return np.float32(np.array(int(bits) & 0xFFFF, np.uint16).view(np.float16))
@@ -237,6 +249,24 @@ else:
             return context.get_dummy_value()
 
         return types.void(), codegen
+
+    @intrinsic
+    def shuffle_xor(typingctx, value, lane_mask, exchange, tid):
+        """The value of lane ``lane ^ lane_mask`` of the warp (``shfl.sync.bfly``, all 32
+        lanes take part); ``exchange`` and ``tid`` serve only the simulator's twin.
+
+        Inline PTX rather than Numba's ``shfl_xor_sync``, whose NVVM-only intrinsic
+        LLVM's NVPTX back end does not know."""
+        if value != types.float32 or not isinstance(lane_mask, types.Integer):
+            return None
+
+        def codegen(context, builder, sig, args):
+            mask = builder.trunc(args[1], ir.IntType(32)) if args[1].type.width > 32 else args[1]
+            asm_type = ir.FunctionType(ir.FloatType(), [ir.FloatType(), ir.IntType(32)])
+            asm = ir.InlineAsm(asm_type, "shfl.sync.bfly.b32 $0, $1, $2, 31, -1;", "=f,f,r", side_effect=True)
+            return builder.call(asm, [args[0], mask])
+
+        return types.float32(value, lane_mask, exchange, tid), codegen
 
     @intrinsic
     def fresh(typingctx, value):

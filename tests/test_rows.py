@@ -1,0 +1,288 @@
+"""Row programs (reductions): scheduling, layouts, the kernel through the frontend, and
+torch.compile, against eager PyTorch on random data."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gint
+from gint import abi, isa
+from gint.conductor import register_backend
+from gint.host import expr, rowcode, stackcode
+from gint.host.frontend import bytecode, exp, row_length, row_max, row_min, row_prod, row_sum, rsqrt
+from gint.host.layout import LayoutError, plan
+from gint.host.program import Program, encode
+from gint.host.verifier import verify
+
+register_backend()
+OP = {ins.opcode: ins.name for ins in isa.TABLE}
+
+
+def names(code) -> list[str]:
+    return [OP[op] for op, _ in code]
+
+
+def shape_for(target) -> tuple[int, int]:
+    """Rows longer than one chunk (256 elements per warp) with a partial last chunk."""
+    return (target.rows, target.cols) if target.name == "gpu" else (3, 300)
+
+
+def compiled(fn, **kwargs):
+    torch._dynamo.reset()
+    return torch.compile(fn, backend="gint", **kwargs)
+
+
+# ------------------------------------------------------------------ scheduling
+
+
+def _layer_norm_stores():
+    x = expr.load(0)
+    mean = expr.apply("DIV", expr.reduce("sum", x), expr.rowlen())
+    deviation = expr.apply("SUB", x, mean)
+    var = expr.apply("DIV", expr.reduce("sum", expr.apply("MUL", deviation, deviation)), expr.rowlen())
+    rstd = expr.math("rsqrt", expr.apply("ADD", var, expr.const(1e-5)))
+    return [expr.Store(1, expr.apply("MUL", deviation, rstd)), expr.Store(2, rstd)]
+
+
+def test_reductions_are_grouped_by_level():
+    x = expr.load(0)
+    top = expr.reduce("max", x)
+    total = expr.reduce("sum", expr.math("exp", expr.apply("SUB", x, top)))
+    also_level_0 = expr.reduce("min", x)
+    levels = rowcode.reductions_by_level([expr.apply("DIV", total, also_level_0)])
+    assert [set(level) for level in levels] == [{top, also_level_0}, {total}]
+
+
+def test_layer_norm_schedule_hoists_row_constants_out_of_the_last_loop():
+    code = rowcode.schedule_rows(_layer_norm_stores())
+    verify(Program(tuple(code), ("x", "out", "rstd")))
+    ops = names(code)
+    assert ops.count("NEXTCHUNK") == 3 and ops.count("REDUCE") == 2 and ops[-1] == "HALT"
+    last_loop = ops[ops.index("NEXTCHUNK", ops.index("NEXTCHUNK") + 1) + 1 :]
+    # mean and rsqrt(var + eps) are computed once per row, not once per chunk
+    final = last_loop[last_loop.index("LOAD") :]
+    assert "ROWLEN" not in final and "MATH" not in final, final
+    assert "STORE" in last_loop[: last_loop.index("LOAD")]  # the per-row output, between loops
+
+
+def test_sum_of_loads_needs_no_mask_but_max_does():
+    x = expr.load(0)
+    sum_ops = names(rowcode.schedule_rows([expr.Store(1, expr.reduce("sum", expr.apply("MUL", x, x)))]))
+    max_ops = names(rowcode.schedule_rows([expr.Store(1, expr.reduce("max", x))]))
+    assert "ROWMASK" not in sum_ops and "ROWMASK" in max_ops
+
+
+def test_row_programs_are_flagged_in_the_header():
+    row = Program(tuple(rowcode.schedule_any([expr.Store(1, expr.reduce("sum", expr.load(0)))])), ("x", "s"))
+    tiles = Program(tuple(rowcode.schedule_any([expr.Store(1, expr.load(0))])), ("x", "y"))
+    assert row.is_row_program and not tiles.is_row_program
+    assert encode(row, verify(row))[abi.CODE_ROW_PROGRAM] == 1
+    assert encode(tiles, verify(tiles))[abi.CODE_ROW_PROGRAM] == 0
+
+
+def test_row_length_alone_makes_a_looping_row_program():
+    code = rowcode.schedule_any([expr.Store(1, expr.apply("MUL", expr.load(0), expr.rowlen()))])
+    assert "NEXTCHUNK" in names(code)
+
+
+def test_too_many_reductions_for_the_stack_raise():
+    loads = [expr.load(s) for s in range(isa.MAX_DEPTH + 1)]
+    total = loads[0]
+    for k, load in enumerate(loads[1:]):
+        total = expr.apply("ADD", total, expr.reduce("sum", expr.apply("MUL", load, expr.const(k + 1.0))))
+    with pytest.raises(stackcode.StackDepthError):
+        rowcode.schedule_rows([expr.Store(0, total)])
+
+
+# ------------------------------------------------------------------ layouts
+
+
+def test_row_layout_puts_reduced_dims_innermost():
+    x, s = (2, 3, 4), (2, 1, 4)  # reduce dim 1 of a contiguous [2, 3, 4]
+    layout = plan([x, s], [(12, 4, 1), (4, 4, 1)], [torch.float32] * 2, stored={1}, reduce_dims=[1])
+    assert layout.domain == (1, 2, 4, 3)  # x's kept dims (strides 12, 1) do not merge
+    assert layout.strides == ((0, 12, 1, 4), (0, 4, 1, 0))
+
+
+def test_row_layout_rejects_reduced_dims_that_do_not_merge():
+    x = torch.randn(4, 5, 6).transpose(1, 2)  # reduce its last two dims: strides 1 and 6 do not chain
+    with pytest.raises(LayoutError, match="not one contiguous run"):
+        plan([x.shape], [x.stride()], [torch.float32], reduce_dims=[1, 2])
+
+
+def test_per_row_outputs_need_a_row_program():
+    with pytest.raises(LayoutError, match="not the full shape"):
+        plan([(3, 5), (3, 1)], [(5, 1), (1, 1)], [torch.float32] * 2, stored={1})
+
+
+# ------------------------------------------------------------------ the kernel
+
+
+@bytecode
+def softmax_rows(x, out):
+    e = exp(x.load() - row_max(x.load()))
+    out.store(e / row_sum(e))
+
+
+@bytecode
+def layer_norm_rows(x, w, out, mean_out, rstd_out):
+    xv = x.load()
+    mean = row_sum(xv) / row_length()
+    deviation = xv - mean
+    rstd = rsqrt(row_sum(deviation * deviation) / row_length() + 1e-5)
+    out.store(deviation * rstd * w.load())
+    mean_out.store(mean)
+    rstd_out.store(rstd)
+
+
+@bytecode
+def extremes(x, low, product):
+    low.store(row_min(x.load()))
+    product.store(row_prod(x.load()))
+
+
+@pytest.mark.parametrize("cols", ["target", 5])
+def test_softmax_bytecode(target, cols):
+    rows, width = shape_for(target)
+    x = torch.randn(rows, width if cols == "target" else cols, device=target.device) * 4
+    out = torch.empty_like(x)
+    softmax_rows(x, out)
+    torch.testing.assert_close(out, torch.softmax(x, -1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_layer_norm_bytecode_with_per_row_outputs(target, dtype):
+    rows, cols = shape_for(target)
+    x = torch.randn(rows, cols, device=target.device).to(dtype)
+    w = torch.randn(cols, device=target.device).to(dtype)
+    out = torch.empty_like(x)
+    mean, rstd = (torch.empty(rows, 1, device=target.device) for _ in range(2))
+    layer_norm_rows(x, w, out, mean, rstd)
+    want, want_mean, want_rstd = torch.ops.aten.native_layer_norm(x.float(), [cols], w.float(), None, 1e-5)
+    torch.testing.assert_close(out, want.to(dtype))
+    torch.testing.assert_close(mean, want_mean)
+    torch.testing.assert_close(rstd, want_rstd)
+
+
+def test_min_and_product_bytecode(target):
+    rows, cols = shape_for(target)
+    x = 1.0 + 0.01 * torch.randn(rows, cols, device=target.device)
+    x[0, -1] = float("nan")  # in the last, partial chunk
+    low, product = torch.empty(rows, 1, device=target.device), torch.empty(rows, 1, device=target.device)
+    extremes(x, low, product)
+    torch.testing.assert_close(low[:, 0], x.amin(-1), equal_nan=True)
+    torch.testing.assert_close(product[:, 0], x.prod(-1), equal_nan=True, rtol=1e-4, atol=0)
+
+
+# ------------------------------------------------------------------ torch.compile
+
+
+NORMS = {
+    "softmax": lambda x, w, b: torch.softmax(x, -1),
+    "log_softmax": lambda x, w, b: torch.log_softmax(x, -1),
+    "layer_norm": lambda x, w, b: F.layer_norm(x, x.shape[-1:], w, b),
+    "rms_norm": lambda x, w, b: F.rms_norm(x, x.shape[-1:], w, 1e-6),
+}
+
+
+@pytest.mark.parametrize("name", list(NORMS))
+def test_norms_forward_are_one_subgraph(target, name):
+    rows, cols = shape_for(target)
+    x = torch.randn(rows, cols, device=target.device) * 3
+    w, b = torch.randn(cols, device=target.device), torch.randn(cols, device=target.device)
+    fn = NORMS[name]
+    dtypes = [torch.float32] if target.name == "sim" else [torch.float32, torch.bfloat16, torch.float16]
+    for dtype in dtypes:
+        args = (x.to(dtype), w.to(dtype), b.to(dtype))
+        torch.testing.assert_close(compiled(fn)(*args), fn(*args))
+        report = gint.explain(fn, *args)
+        assert len(report.subgraphs) == 1 and report.coverage == 1.0, str(report)
+        assert report.subgraphs[0].callable.executable.row_program
+
+
+def test_reductions_over_dims_with_and_without_keepdim(target):
+    def f(x):
+        return (
+            x.sum(-1),
+            x.mean(-1, keepdim=True),
+            x.amax(0),
+            x.amin((0, 1), keepdim=True),
+            x.var(-1, correction=0),
+            x.std(1),
+            (1 + x / 8).prod(-1),
+            x.sum(),
+        )
+
+    shape = (2, 3, 5) if target.name == "sim" else (64, 33, 1025)
+    x = torch.randn(shape, device=target.device)
+    for got, want in zip(compiled(f)(x), f(x)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    report = gint.explain(f, x)
+    assert report.coverage == 1.0, str(report)
+
+
+def test_pointwise_before_and_after_a_reduction_share_its_subgraph(target):
+    def f(x, y):
+        centered = x * y - (x * y).mean(-1, keepdim=True)
+        return torch.tanh(centered / (centered.abs().amax(-1, keepdim=True) + 1))
+
+    rows, cols = shape_for(target)
+    x, y = torch.randn(rows, cols, device=target.device), torch.randn(1, cols, device=target.device)
+    torch.testing.assert_close(compiled(f)(x, y), f(x, y))
+    report = gint.explain(f, x, y)
+    assert len(report.subgraphs) == 1 and report.coverage == 1.0, str(report)
+
+
+def test_layer_norm_training_matches(target):
+    rows, cols = shape_for(target) if target.name == "gpu" else (2, 40)
+    x = torch.randn(rows, cols, device=target.device, requires_grad=True)
+    w = torch.randn(cols, device=target.device, requires_grad=True)
+    b = torch.randn(cols, device=target.device, requires_grad=True)
+    grad = torch.randn(rows, cols, device=target.device)
+
+    def f(x, w, b):
+        return torch.softmax(F.layer_norm(x, (cols,), w, b), -1)
+
+    compiled(f)(x, w, b).backward(grad)
+    got = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    f(x, w, b).backward(grad)
+    for g, t in zip(got, (x, w, b)):
+        torch.testing.assert_close(g, t.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_shapes_a_row_program_cannot_mix_stay_correct(target):
+    def f(x, y):
+        return x.sum(-1) + y  # y: [rows], aligned with the reduced result, not with x's rows
+
+    x, y = torch.randn(3, 7, device=target.device), torch.randn(3, device=target.device)
+    torch.testing.assert_close(compiled(f)(x, y), f(x, y))
+    report = gint.explain(f, x, y)
+    assert report.coverage == 1.0 and len(report.subgraphs) == 2  # the add runs as its own pointwise program
+
+
+def test_few_long_rows_stay_eager_with_a_reason():
+    from gint.conductor.reductions import LONG_ROW
+
+    x = torch.randn(2, LONG_ROW)  # never launched: the partitioner keeps it eager
+    report = gint.explain(lambda x: x.sum(-1), x)
+    assert report.coverage == 0.0
+    assert "too few rows" in report.fallback[0].reason
+
+
+def test_new_row_lengths_need_no_new_program(target):
+    def f(x):
+        return torch.softmax(x * 2, -1)
+
+    fn = compiled(f, dynamic=True)
+    lengths = [300, 41, 513] if target.name == "sim" else [4099, 77, 8192]
+    first = torch.randn(3, lengths[0], device=target.device)
+    torch.testing.assert_close(fn(first), f(first))
+    before = gint.counters()
+    for n in lengths[1:]:
+        x = torch.randn(3, n, device=target.device)
+        torch.testing.assert_close(fn(x), f(x))
+    after = gint.counters()
+    assert after["programs_built"] == before["programs_built"]
+    assert after["graphs_compiled"] == before["graphs_compiled"]
