@@ -135,7 +135,7 @@ def test_reduce(target, reduction):
     expected = execute(program, [t.cpu() for t in tensors])
     executor.run(program, tensors)
     for got, want in zip(tensors, expected):
-        torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=1e-4, atol=1e-4)  # another summation order
 
 
 def test_every_computed_instruction_has_a_reference():

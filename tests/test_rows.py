@@ -218,7 +218,10 @@ def test_reductions_over_dims_with_and_without_keepdim(target):
     for got, want in zip(compiled(f)(x), f(x)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     report = gint.explain(f, x)
-    assert report.coverage == 1.0, str(report)
+    assert report.subgraphs, str(report)
+    # on the GPU's size, x.sum() is one row of 2M elements: one warp would walk it, so it stays eager
+    assert all("too few rows" in f.reason for f in report.fallback), str(report)
+    assert report.coverage == 1.0 or target.name == "gpu", str(report)
 
 
 def test_pointwise_before_and_after_a_reduction_share_its_subgraph(target):
