@@ -82,6 +82,8 @@ def _var(a, dim=None, *, correction=None, keepdim=False):
         raise Unsupported(f"correction={correction!r}")
     deviation = _op("SUB", a, _row_mean(a))
     squares = expr.reduce("sum", _op("MUL", deviation, deviation))
+    if correction == 0:
+        return _op("DIV", squares, expr.rowlen())
     return _op("DIV", squares, _op("MAX", _op("SUB", expr.rowlen(), float(correction)), 0.0))
 
 

@@ -88,6 +88,11 @@ def zero_outside_row(node: Node) -> bool:
     return False
 
 
+def _distinct_pair(args: tuple[Node, ...]) -> tuple[Node, ...]:
+    """``op(x, x)`` uses x once: it is pushed, then DUP (see ``_Scheduler._compute``)."""
+    return args[:1] if len(args) == 2 and args[0] == args[1] else args
+
+
 def _held_nodes(
     items: Sequence[Item], hoisted_loads: int, hold_all: bool, reload: bool, pinned: frozenset
 ) -> tuple[list[Node], set[Node]]:
@@ -98,7 +103,7 @@ def _held_nodes(
     uses: dict[Node, int] = {}
     everything = postorder([item.value for item in items], stop=pinned)
     for node in everything:
-        for arg in node.args:
+        for arg in _distinct_pair(node.args):
             uses[arg] = uses.get(arg, 0) + 1
     for item in items:
         uses[item.value] = uses.get(item.value, 0) + 1
@@ -232,7 +237,10 @@ class _Scheduler:
             self._emit(name, bits)
             return
         args = node.args
-        if len(args) == 2 and self._need(args[1]) > self._need(args[0]):
+        if len(args) == 2 and args[0] == args[1] and args[0] not in self.position:
+            self._push(args[0])
+            self._emit("DUP")
+        elif len(args) == 2 and self._need(args[1]) > self._need(args[0]):
             self._push(args[1])
             self._push(args[0])
             if node.op not in COMMUTATIVE:
@@ -312,16 +320,24 @@ class _Scheduler:
         return self.code
 
 
+# Whether a chunk loop's body (a row program) hoists its loads as a straight-line
+# program does: overlapping their latencies costs a PICK and a POP per load there.
+HOIST_LOADS_IN_LOOPS = False
+
+
 def schedule(stores: Sequence[Item], *, base: Sequence[Node] = (), halt: bool = True) -> list[tuple[int, int]]:
     """Instructions that perform ``stores`` (and accumulations) in order, ending with HALT
     (without ``halt``: ending with the stack as it began, ``base`` values at the bottom).
 
-    Hoists as many loads to the start as the stack allows (all, if they fit). If even
-    no hoisting needs too deep a stack, loads used twice are re-issued instead of held,
-    and then every computed value becomes its own step, so the stack holds only the
-    values still live (register allocation in DAG order).
+    Hoists as many loads to the start as the stack allows (all, if they fit; none in a
+    loop body unless ``HOIST_LOADS_IN_LOOPS``). If even no hoisting needs too deep a
+    stack, loads used twice are re-issued instead of held, and then every computed
+    value becomes its own step, so the stack holds only the values still live
+    (register allocation in DAG order).
     """
     n_loads = len({n for n in postorder([st.value for st in stores], stop=frozenset(base)) if n.op == "LOAD"})
+    if not halt and not HOIST_LOADS_IN_LOOPS:
+        n_loads = 0
     attempts = [{"hoisted_loads": h} for h in range(n_loads, -1, -1)]
     attempts += [{"hoisted_loads": 0, "hold_all": h, "reload": True} for h in (False, True)]
     for attempt in attempts:

@@ -218,22 +218,17 @@ class _Generator:
         return lines + [f"{stack_var(x, k)} = fresh(t1)" for k in range(self.ept)]
 
     def nextchunk(self, depth: int) -> list[str]:
-        """The only branch, uniform across the warp: the fetch-ahead is redone at the target."""
-        jump = [
-            f"pc = {abi.CODE_HEADER} + 2 * arg",
-            "next_key = code[pc]",
-            "next_arg = code[pc + 1]",
-            "pc += 2",
-        ]
+        """The only branch, uniform across the warp. It leaves the dispatch loop, so the
+        chunk position stays invariant inside it: the chunk loop around it resumes at
+        the target (next chunk) or after this instruction (``pc`` is one fetch ahead)."""
         return [
             "chunk = int32(chunk + 1)",
-            "chunk_start = int64(chunk) * tile_len",
-            "if chunk_start < row:",
-            *_indent(jump),
+            "if int64(chunk) * tile_len < row:",
+            _I + f"pc = {abi.CODE_HEADER} + 2 * arg",
             "else:",
             _I + "chunk = int32(0)",
-            _I + "chunk_start = int64(0)",
-            "full = chunk_start + tile_len <= row",
+            _I + "pc = pc - 2",
+            "break",
         ]
 
     def case_body(self, ins: isa.Instr, depth: int) -> list[str]:
@@ -267,7 +262,7 @@ class _Generator:
                 lines.append(f"{'if' if not lines else 'elif'} key == {key}:  # {ins.name} @{depth}")
                 lines += _indent(self.case_body(ins, depth))
         # HALT, and any key the verifier would never emit, ends the program.
-        return lines + ["else:", _I + "break"]
+        return lines + ["else:", _I + "pc = -1", _I + "break"]
 
     # -- kernel skeleton -------------------------------------------------------
 
@@ -358,17 +353,19 @@ class _Generator:
 
     def tile_loop(self) -> list[str]:
         lines = ["if single_row:", _I + "chunk = int32(tile)", "else:", *_indent(self.row_starts())]
-        lines += [
+        # the chunk loop: a tile runs once; a row program's NEXTCHUNK comes back here
+        chunk = [
             "chunk_start = int64(chunk) * tile_len",
             "full = chunk_start + tile_len <= row",
             *self.prefetch(),
-            f"key = code[{abi.CODE_HEADER}]",
-            f"arg = code[{abi.CODE_HEADER + 1}]",
-            f"pc = {abi.CODE_HEADER + 2}",
+            "key = code[pc]",
+            "arg = code[pc + 1]",
+            "pc += 2",
             "while True:",
         ]
         loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
-        lines += _indent(loop + ["key = next_key", "arg = next_arg"])
+        chunk += _indent(loop + ["key = next_key", "arg = next_arg"])
+        lines += [f"pc = {abi.CODE_HEADER}", "while pc >= 0:", *_indent(chunk)]
         lines.append("tile = int32(tile + tile_step)")
         return _indent(["while tile < n_tiles:"] + _indent(lines))
 
