@@ -44,38 +44,14 @@ from gint import abi, isa
 from gint.abi import MAX_DIMS
 from gint.isa import MAX_DEPTH, MAX_SLOTS, SLOT_BITS
 from gint.kernel.config import DEFAULT, KernelConfig
+from gint.kernel.rowcases import RowCases
+from gint.kernel.source import INDENT, MATH_X, indent, stack_var, substitute
 
-MATH_X = MAX_DEPTH - 1  # the math register: the deepest stack position (free while parked)
-
-_SLOT_MASK = (1 << SLOT_BITS) - 1
 MAX_WARPS = 32  # per block (1024 threads)
-_I = "    "
+_SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
-def stack_var(position: int, element: int) -> str:
-    return f"s{position}_{element}"
-
-
-class _Rename(ast.NodeTransformer):
-    def __init__(self, names: dict[str, str]):
-        self.names = names
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in self.names:
-            return ast.copy_location(ast.Name(self.names[node.id], node.ctx), node)
-        return node
-
-
-def _substitute(expr: str, names: dict[str, str]) -> str:
-    tree = _Rename(names).visit(ast.parse(expr, mode="eval"))
-    return ast.unparse(tree)
-
-
-def _indent(lines: list[str], levels: int = 1) -> list[str]:
-    return [_I * levels + line for line in lines]
-
-
-class _Generator:
+class _Generator(RowCases):
     """Writes the kernel for one ``KernelConfig``."""
 
     def __init__(self, config: KernelConfig):
@@ -92,7 +68,7 @@ class _Generator:
             reads = {name: f"t{j}" for j, name in enumerate(ins.inputs)}
             lines += [f"t{j} = {stack_var(first + j, k)}" for j in range(ins.pops)]
             for j, name in enumerate(ins.outputs):
-                value = f"fresh({reads[name]})" if name in reads else _substitute(ins.expr, reads)
+                value = f"fresh({reads[name]})" if name in reads else substitute(ins.expr, reads)
                 lines.append(f"{stack_var(first + j, k)} = {value}")
         return lines
 
@@ -103,9 +79,9 @@ class _Generator:
             "mode = sh_vector[slot]",
             "base = sh_base[slot]",
             "if single_row:",
-            _I + "row_start = int64(0)",
+            INDENT + "row_start = int64(0)",
             "else:",
-            _I + "row_start = sh_row_start[warp_records + slot]",
+            INDENT + "row_start = sh_row_start[warp_records + slot]",
         ]
 
     def general_prologue(self) -> list[str]:
@@ -121,7 +97,7 @@ class _Generator:
         direct = ["start = base + ((row_start + chunk_start) << element_shift(mode))"]
         direct += [direct_access(g) for g in range(self.groups)]
         general = self.general_prologue() + [general_access(g) for g in range(self.groups)]
-        return self.slot_prologue() + ["if full and offset == 0 and mode >= 0:", *_indent(direct), "else:", *_indent(general)]
+        return self.slot_prologue() + ["if full and offset == 0 and mode >= 0:", *indent(direct), "else:", *indent(general)]
 
     def load(self, depth: int) -> list[str]:
         return self.memory(
@@ -144,7 +120,7 @@ class _Generator:
         lines = []
         for n in range(count):
             lines.append(f"{'if' if n == 0 else 'elif'} arg == {n}:")
-            lines += _indent(body(n))
+            lines += indent(body(n))
         return lines or ["pass"]
 
     def pick(self, depth: int) -> list[str]:
@@ -184,52 +160,9 @@ class _Generator:
         body = pick(x, "t1") + pick(y, "t0")
         for n, fn in enumerate(isa.FUNCTIONS):
             names = {"x": "t0", "y": "t1"} if fn.arity == 2 else {"x": "t1"}
-            body += [f"{'if' if n == 0 else 'elif'} arg == {fn.code}:  # {fn.name}", _I + f"t1 = {_substitute(fn.expr, names)}"]
+            body += [f"{'if' if n == 0 else 'elif'} arg == {fn.code}:  # {fn.name}", INDENT + f"t1 = {substitute(fn.expr, names)}"]
         body += [f"{stack_var(x, k)} = t1 if k == {k} else {stack_var(x, k)}" for k in range(self.ept)]
-        return [f"for k in range({self.ept}):", *_indent(body)]
-
-    def rowmask(self, depth: int) -> list[str]:
-        """Elements past the row's end (only in its last, partial chunk) become the immediate."""
-        lines = []
-        for k in range(self.ept):
-            g, v = divmod(k, self.vec)
-            var = stack_var(depth - 1, k)
-            lines.append(f"{var} = {isa.IMMEDIATE} if chunk_start + e{g} + {v} >= row else {var}")
-        return [f"{isa.IMMEDIATE} = bits_to_f32(arg)", "if not full:", *_indent(lines)]
-
-    def rowlen(self, depth: int) -> list[str]:
-        return ["t0 = float32(row)"] + [f"{stack_var(depth, k)} = fresh(t0)" for k in range(self.ept)]
-
-    def reduce(self, depth: int) -> list[str]:
-        """One case for every depth, on the math register: fold the thread's elements,
-        then the warp's lanes by butterfly (every lane ends with the same value)."""
-        x = MATH_X
-        lines = []
-        for n, reduction in enumerate(isa.REDUCTIONS):
-            combine = isa.BY_NAME[reduction.combine].expr
-            body = [f"t1 = {stack_var(x, 0)}"]
-            body += [f"t1 = {_substitute(combine, {'a': 't1', 'b': stack_var(x, k)})}" for k in range(1, self.ept)]
-            for lane_mask in (16, 8, 4, 2, 1):
-                body += [
-                    f"t0 = shuffle_xor(t1, {lane_mask}, sh_exchange, tid)",
-                    f"t1 = {_substitute(combine, {'a': 't1', 'b': 't0'})}",
-                ]
-            lines += [f"{'if' if n == 0 else 'elif'} arg == {reduction.code}:  # {reduction.name}", *_indent(body)]
-        return lines + [f"{stack_var(x, k)} = fresh(t1)" for k in range(self.ept)]
-
-    def nextchunk(self, depth: int) -> list[str]:
-        """The only branch, uniform across the warp. It leaves the dispatch loop, so the
-        chunk position stays invariant inside it: the chunk loop around it resumes at
-        the target (next chunk) or after this instruction (``pc`` is one fetch ahead)."""
-        return [
-            "chunk = int32(chunk + 1)",
-            "if int64(chunk) * tile_len < row:",
-            _I + f"pc = {abi.CODE_HEADER} + 2 * arg",
-            "else:",
-            _I + "chunk = int32(0)",
-            _I + "pc = pc - 2",
-            "break",
-        ]
+        return [f"for k in range({self.ept}):", *indent(body)]
 
     def case_body(self, ins: isa.Instr, depth: int) -> list[str]:
         """The kernel statements for ``ins`` executed at stack ``depth``."""
@@ -260,9 +193,9 @@ class _Generator:
             for depth in isa.specializations(ins):
                 key = isa.dispatch_key(ins.opcode, depth)
                 lines.append(f"{'if' if not lines else 'elif'} key == {key}:  # {ins.name} @{depth}")
-                lines += _indent(self.case_body(ins, depth))
+                lines += indent(self.case_body(ins, depth))
         # HALT, and any key the verifier would never emit, ends the program.
-        return lines + ["else:", _I + "pc = -1", _I + "break"]
+        return lines + ["else:", INDENT + "pc = -1", INDENT + "break"]
 
     # -- kernel skeleton -------------------------------------------------------
 
@@ -283,29 +216,29 @@ class _Generator:
             "lane = tid % 32",
             f"warp_records = uint64(tid // 32 * {MAX_SLOTS})",
             "if tid == 0:",
-            *_indent([f"sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)]),
+            *indent([f"sh_base[{s}] = base{s}" for s in range(MAX_SLOTS)]),
             f"if tid < {MAX_SLOTS}:",
-            _I + f"sh_dtype[tid] = table[{header} + tid * {rec}]",
+            INDENT + f"sh_dtype[tid] = table[{header} + tid * {rec}]",
             f"if tid < {MAX_SLOTS * dims}:",
-            _I + f"sh_stride[tid] = table[{header} + (tid // {dims}) * {rec} + 1 + tid % {dims}]",
+            INDENT + f"sh_stride[tid] = table[{header} + (tid // {dims}) * {rec} + 1 + tid % {dims}]",
             "cuda.syncthreads()",
             # once per launch, per slot: may whole tiles move with one vector access per run?
             f"if tid < {MAX_SLOTS}:",
-            _I + f"sh_vector[tid] = vector_mode(sh_dtype[tid], sh_base[tid], {strides})",
+            INDENT + f"sh_vector[tid] = vector_mode(sh_dtype[tid], sh_base[tid], {strides})",
             "cuda.syncthreads()",
             f"row = table[{dims - 1}]",
             f"stream_mask = code[{abi.CODE_STREAM_MASK}]",
             f"row_program = code[{abi.CODE_ROW_PROGRAM}] != 0",
             # a row program's thread group is the warp (a "tile" is then a whole row); else the block
             "if row_program:",
-            *_indent([
+            *indent([
                 "width = 32",
                 "first = lane",
                 "tile = int32(cuda.blockIdx.x * (cuda.blockDim.x // 32) + tid // 32)",
                 "tile_step = int32(cuda.gridDim.x * (cuda.blockDim.x // 32))",
             ]),
             "else:",
-            *_indent(["width = cuda.blockDim.x", "first = tid", "tile = int32(cuda.blockIdx.x)", "tile_step = int32(cuda.gridDim.x)"]),
+            *indent(["width = cuda.blockDim.x", "first = tid", "tile = int32(cuda.blockIdx.x)", "tile_step = int32(cuda.gridDim.x)"]),
             f"tile_len = width * {self.ept}",
             "grid_len = tile_step * tile_len",
             # tile counters are 32-bit (2^31 tiles of 2048+ elements is beyond any GPU's memory)
@@ -319,7 +252,7 @@ class _Generator:
             # stack registers are defined once; the verifier proves no program reads one before writing it
             *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
         ]
-        return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + _indent(body)
+        return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + indent(body)
 
     def prefetch(self) -> list[str]:
         """Threads 0..MAX_SLOTS-1 ask for their streamed slot's tile ``prefetch`` grid
@@ -331,7 +264,7 @@ class _Generator:
         step_one = f"sh_stride[tid * {MAX_DIMS} + {MAX_DIMS - 1}] == 1"
         return [
             f"if {condition} and {step_one}:",
-            _I + f"prefetch_row_l2(sh_base[tid], sh_dtype[tid], int64(0), {ahead}, tile_len, row)",
+            INDENT + f"prefetch_row_l2(sh_base[tid], sh_dtype[tid], int64(0), {ahead}, tile_len, row)",
         ]
 
     def row_starts(self) -> list[str]:
@@ -347,12 +280,12 @@ class _Generator:
         return lines + [
             "warp_sync()",  # the warp's lanes are done reading the last tile's records
             f"if lane < {MAX_SLOTS}:",
-            _I + f"sh_row_start[warp_records + lane] = {row_start}",
+            INDENT + f"sh_row_start[warp_records + lane] = {row_start}",
             "warp_sync()",
         ]
 
     def tile_loop(self) -> list[str]:
-        lines = ["if single_row:", _I + "chunk = int32(tile)", "else:", *_indent(self.row_starts())]
+        lines = ["if single_row:", INDENT + "chunk = int32(tile)", "else:", *indent(self.row_starts())]
         # the chunk loop: a tile runs once; a row program's NEXTCHUNK comes back here
         chunk = [
             "chunk_start = int64(chunk) * tile_len",
@@ -364,10 +297,10 @@ class _Generator:
             "while True:",
         ]
         loop = ["next_key = code[pc]", "next_arg = code[pc + 1]", "pc += 2", *self.dispatch()]
-        chunk += _indent(loop + ["key = next_key", "arg = next_arg"])
-        lines += [f"pc = {abi.CODE_HEADER}", "while pc >= 0:", *_indent(chunk)]
+        chunk += indent(loop + ["key = next_key", "arg = next_arg"])
+        lines += [f"pc = {abi.CODE_HEADER}", "while pc >= 0:", *indent(chunk)]
         lines.append("tile = int32(tile + tile_step)")
-        return _indent(["while tile < n_tiles:"] + _indent(lines))
+        return indent(["while tile < n_tiles:"] + indent(lines))
 
     def source(self) -> str:
         memory = ["load_group", "store_group", "load_tile_group", "store_tile_group", "vector_mode", "element_shift"]
