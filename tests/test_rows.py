@@ -289,3 +289,15 @@ def test_new_row_lengths_need_no_new_program(target):
     after = gint.counters()
     assert after["programs_built"] == before["programs_built"]
     assert after["graphs_compiled"] == before["graphs_compiled"]
+
+
+def test_a_cast_right_before_a_store_of_that_dtype_is_not_repeated(target):
+    def f(x, w):
+        return F.rms_norm(x, x.shape[-1:], w, 1e-6)  # bf16 in: upcast, norm, cast back down
+
+    rows, cols = shape_for(target)
+    x = torch.randn(rows, cols, device=target.device).bfloat16()
+    w = torch.randn(cols, device=target.device).bfloat16()
+    torch.testing.assert_close(compiled(f)(x, w), f(x, w))
+    report = gint.explain(f, x, w)
+    assert len(report.subgraphs) == 1 and "to_bf16" not in report.subgraphs[0].disassembly

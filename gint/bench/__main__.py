@@ -150,6 +150,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-{kind}-{report['environment']['date'][:10]}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if report.get("reductions"):
+        from gint.bench import plots
+
+        env = report["environment"]
+        title = f"gint on {env['device']} ({env['date'][:10]}, torch {env['torch']})"
+        plots.reductions(report["reductions"], title, out / f"{stem}-reductions.png")
     if report.get("streaming"):
         from gint.bench import plots
 

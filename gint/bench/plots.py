@@ -49,3 +49,20 @@ def speedups(rows: list[dict], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def reductions(rows: list[dict], title: str, path: Path) -> None:
+    """Row and column reductions: achieved fraction of copy bandwidth, gint and Inductor."""
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.6), 5))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [row["gint_bw_fraction"] for row in rows], 0.4, label="gint")
+    ax.bar([x + 0.2 for x in xs], [row["inductor_bw_fraction"] for row in rows], 0.4, label="Inductor")
+    ax.axhline(0.9, color="grey", lw=0.8, ls="--", label="goal 0.9")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([row["case"] for row in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("achieved / device copy bandwidth")
+    ax.set_title(title + " - reductions, 8192 x 4096")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from gint import isa
 from gint.conductor.lowering import Unsupported, _op, lower, value
 from gint.host import expr
 
@@ -152,6 +153,15 @@ lower(aten.bitwise_not.default)(_logical_not)
 # ------------------------------------------------------------------- casts
 
 _ROUNDING = {torch.float16: "to_f16", torch.bfloat16: "to_bf16"}
+
+
+def without_final_rounding(node: expr.Node, dtype: torch.dtype) -> expr.Node:
+    """``node`` minus a last rounding to ``dtype``: a store to a ``dtype`` tensor rounds
+    the same way, so a cast right before it costs three dispatches for nothing."""
+    function = isa.FUNCTION_BY_CODE.get(node.operand) if node.op == expr.MATH else None
+    if function is not None and function.name == _ROUNDING.get(dtype):
+        return node.args[0]
+    return node
 
 
 def _cast(a, dtype):

@@ -26,6 +26,7 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from gint.conductor import lowering
+from gint.conductor.lowering_math import without_final_rounding
 from gint.conductor.reductions import RowShape
 from gint.host import expr, rowcode, stackcode
 
@@ -79,7 +80,10 @@ def build_stores(nodes: list[torch.fx.Node], edge: Boundary) -> list[expr.Store]
     for node in nodes:
         env[node] = lowering.lower_node(node, env)
     first = len(edge.inputs)
-    return [expr.Store(first + k, env[out]) for k, out in enumerate(edge.outputs)]
+    return [
+        expr.Store(first + k, without_final_rounding(env[out], lowering.tensor_meta(out).dtype))
+        for k, out in enumerate(edge.outputs)
+    ]
 
 
 def violation(nodes: list[torch.fx.Node], max_tensors: int, pending: frozenset = frozenset()) -> str | None:
