@@ -14,8 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from gint.bench.suite import _rotating, check
-from gint.bench.timing import device_time_us
+from gint.bench.suite import compare
 
 ROWS, COLS = 8192, 4096
 
@@ -87,27 +86,10 @@ def run(case_list: list[RowCase], copy_gbps: float, progress) -> list[dict]:
             [torch.randn(ROWS, COLS, device="cuda").to(case.dtype), torch.randn(COLS, device="cuda").to(case.dtype)]
             for _ in range(3)
         ]
-        gint_fn, inductor_fn = torch.compile(case.fn, backend="gint"), torch.compile(case.fn)
-        want = case.fn(*sets[0])
-        row = {
-            "case": case.name,
-            "shape": [ROWS, COLS],
-            "dtype": str(case.dtype),
-            "gint_rel_error": check(gint_fn(*sets[0]), want, case.dtype),
-            "inductor_rel_error": check(inductor_fn(*sets[0]), want, case.dtype),
-        }
+        row = {"case": case.name, "shape": [ROWS, COLS], "dtype": str(case.dtype)}
         report = gint.explain(case.fn, *sets[0])
         row["gint_subgraphs"] = len(report.subgraphs)
         row["gint_coverage"] = report.coverage
-        times = {
-            "eager": device_time_us(_rotating(case.fn, sets)),
-            "gint": device_time_us(_rotating(gint_fn, sets)),
-            "inductor": device_time_us(_rotating(inductor_fn, sets)),
-        }
-        row.update({f"{k}_us": round(v, 2) for k, v in times.items()})
-        row["gint_bw_fraction"] = round(case.bytes_moved() / times["gint"] / 1e3 / copy_gbps, 3)
-        row["inductor_bw_fraction"] = round(case.bytes_moved() / times["inductor"] / 1e3 / copy_gbps, 3)
-        row["gint_vs_inductor"] = round(times["gint"] / times["inductor"], 3)
-        row["speedup_vs_eager"] = round(times["eager"] / times["gint"], 2)
+        row.update(compare(case.fn, sets, case.dtype, case.bytes_moved(), copy_gbps))
         results.append(row)
     return results

@@ -91,7 +91,7 @@ def _input_sets(case: Case, count: int) -> list[list[torch.Tensor]]:
     ]
 
 
-def _rotating(fn: Callable, sets: list[list[torch.Tensor]]) -> Callable:
+def rotating(fn: Callable, sets: list[list[torch.Tensor]]) -> Callable:
     state = {"i": 0}
 
     def call():
@@ -113,25 +113,32 @@ def run_streaming(cases: list[Case], copy_gbps: float, progress) -> list[dict]:
     for case in progress(cases):
         torch._dynamo.reset()
         sets = _input_sets(case, 3 if case.numel >= 1 << 24 else 8)
-        gint_fn = torch.compile(case.fn, backend="gint")
-        inductor_fn = torch.compile(case.fn)
-        want = case.fn(*sets[0])
-        gint_error = check(gint_fn(*sets[0]), want, case.dtype)
-        inductor_error = check(inductor_fn(*sets[0]), want, case.dtype)
-        times = {
-            "eager": device_time_us(_rotating(case.fn, sets)),
-            "gint": device_time_us(_rotating(gint_fn, sets)),
-            "inductor": device_time_us(_rotating(inductor_fn, sets)),
-        }
-        row = {"case": case.name, "numel": case.numel, "dtype": str(case.dtype), "inputs": case.n_inputs,
-               "gint_rel_error": gint_error, "inductor_rel_error": inductor_error}
-        row.update({f"{k}_us": round(v, 2) for k, v in times.items()})
-        row["gint_bw_fraction"] = round(case.bytes_moved / times["gint"] / 1e3 / copy_gbps, 3)
-        row["inductor_bw_fraction"] = round(case.bytes_moved / times["inductor"] / 1e3 / copy_gbps, 3)
-        row["gint_vs_inductor"] = round(times["gint"] / times["inductor"], 3)
-        row["speedup_vs_eager"] = round(times["eager"] / times["gint"], 2)
+        row = {"case": case.name, "numel": case.numel, "dtype": str(case.dtype), "inputs": case.n_inputs}
+        row.update(compare(case.fn, sets, case.dtype, case.bytes_moved, copy_gbps))
         rows.append(row)
     return rows
+
+
+def compare(fn: Callable, sets: list[list[torch.Tensor]], dtype: torch.dtype, bytes_moved: int, copy_gbps: float):
+    """Check gint and Inductor against eager on the first input set, then time all three
+    over the rotating sets: errors, times, fractions of copy bandwidth, ratios."""
+    gint_fn, inductor_fn = torch.compile(fn, backend="gint"), torch.compile(fn)
+    want = fn(*sets[0])
+    row = {
+        "gint_rel_error": check(gint_fn(*sets[0]), want, dtype),
+        "inductor_rel_error": check(inductor_fn(*sets[0]), want, dtype),
+    }
+    times = {
+        "eager": device_time_us(rotating(fn, sets)),
+        "gint": device_time_us(rotating(gint_fn, sets)),
+        "inductor": device_time_us(rotating(inductor_fn, sets)),
+    }
+    row.update({f"{k}_us": round(v, 2) for k, v in times.items()})
+    row["gint_bw_fraction"] = round(bytes_moved / times["gint"] / 1e3 / copy_gbps, 3)
+    row["inductor_bw_fraction"] = round(bytes_moved / times["inductor"] / 1e3 / copy_gbps, 3)
+    row["gint_vs_inductor"] = round(times["gint"] / times["inductor"], 3)
+    row["speedup_vs_eager"] = round(times["eager"] / times["gint"], 2)
+    return row
 
 
 def small_calls() -> dict:
