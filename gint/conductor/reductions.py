@@ -28,18 +28,19 @@ from gint.host import expr
 
 aten = torch.ops.aten
 
-# operator -> (reduction, whether it divides by the row length)
-_SIMPLE = {
-    aten.sum.dim_IntList: "sum",
-    aten.sum.default: "sum",
-    aten.mean.dim: "mean",
-    aten.mean.default: "mean",
-    aten.amax.default: "max",
-    aten.amin.default: "min",
-    aten.prod.dim_int: "prod",
-    aten.prod.default: "prod",
-}
-REDUCTIONS = frozenset(_SIMPLE) | {aten.var.correction}
+REDUCING_OPS = frozenset(
+    {
+        aten.sum.dim_IntList,
+        aten.sum.default,
+        aten.mean.dim,
+        aten.mean.default,
+        aten.amax.default,
+        aten.amin.default,
+        aten.prod.dim_int,
+        aten.prod.default,
+        aten.var.correction,
+    }
+)
 
 # Rows this long with this few of them leave the GPU idle: one warp walks each row.
 FEW_ROWS, LONG_ROW = 64, 1 << 16
@@ -94,7 +95,7 @@ def var_mean(a, dim=None, *, correction=None, keepdim=False):
 
 def reduced_dims(node: torch.fx.Node) -> tuple[int, ...] | None:
     """The dims ``node`` reduces, normalized (None: not a reduction)."""
-    if node.target not in REDUCTIONS:
+    if node.target not in REDUCING_OPS:
         return None
     rank = tensor_meta(node.args[0]).dim()
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")

@@ -134,4 +134,13 @@ def postorder(roots, stop=frozenset()) -> list[Node]:
 
 def is_uniform(node: Node) -> bool:
     """Whether ``node`` has one value per row: it reads no tensor except through reductions."""
-    return all(n.op != "LOAD" for n in postorder([node], stop={n for n in postorder([node]) if n.op == REDUCE}))
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current in seen or current.op == REDUCE:
+            continue
+        if current.op == "LOAD":
+            return False
+        seen.add(current)
+        stack.extend(current.args)
+    return True
