@@ -308,3 +308,10 @@ def test_a_cast_right_before_a_store_of_that_dtype_is_not_repeated(target):
     got, report = run_with_report(f, x, w)
     torch.testing.assert_close(got, f(x, w))
     assert len(report.subgraphs) == 1 and "to_bf16" not in report.subgraphs[0].disassembly
+
+
+def test_reduced_dims_that_cannot_be_one_row_stay_eager_with_a_reason():
+    x = torch.randn(2, 4, 3).transpose(1, 2)  # reduce dims 1 and 2: strides 1 and 3 do not chain
+    report = gint.explain(lambda x: x.sum((1, 2)), x)
+    assert report.coverage == 0.0 and "as one run" in report.fallback[0].reason
+    torch.testing.assert_close(torch.compile(lambda x: x.sum((1, 2)), backend="gint")(x), x.sum((1, 2)))

@@ -25,6 +25,7 @@ import torch.fx
 
 from gint.conductor.lowering import Unsupported, _op, lower, tensor_meta, value
 from gint.host import expr
+from gint.host.layout import broadcast_strides
 
 aten = torch.ops.aten
 
@@ -177,4 +178,17 @@ class RowShape:
             elif ("drop" in args or kind == "drop") and any(k != "drop" for k in args):
                 return f"{node.name} mixes a per-row result without its reduced dims with other tensors"
             kinds[node] = kind
+        for node in [*inputs, *(n for n in nodes if kinds[n] == "full")]:
+            if not self.row_merges(tensor_meta(node)):
+                return f"{node.name}'s memory does not walk the reduced dims {self.dims} as one run"
         return self
+
+    def row_merges(self, meta: torch.Tensor) -> bool:
+        """Whether ``meta`` (broadcast to the domain) walks the reduced dims as one strided
+        run, as the kernel's row must (checked at compile time: a layout error at run time
+        would be an error where eager works)."""
+        sizes = [_size(s) for s in self.domain]
+        shape = [_size(s) for s in meta.shape]
+        strides = broadcast_strides(shape, [_size(s) for s in meta.stride()], sizes)
+        walked = [d for d in self.dims if sizes[d] != 1]
+        return all(strides[a] == strides[b] * sizes[b] for a, b in zip(walked, walked[1:]))
