@@ -315,3 +315,17 @@ def test_reduced_dims_that_cannot_be_one_row_stay_eager_with_a_reason():
     report = gint.explain(lambda x: x.sum((1, 2)), x)
     assert report.coverage == 0.0 and "as one run" in report.fallback[0].reason
     torch.testing.assert_close(torch.compile(lambda x: x.sum((1, 2)), backend="gint")(x), x.sum((1, 2)))
+
+
+@bytecode
+def sum_of_quotients(x, y, out):
+    out.store(row_sum(x.load() * (1.0 / y.load())))  # past the row's end: 0 * (1 / 0) would be nan
+
+
+def test_a_product_that_is_not_zero_past_the_row_end_is_masked(target):
+    rows, cols = shape_for(target)
+    x, y = torch.randn(rows, cols, device=target.device), torch.rand(rows, cols, device=target.device) + 0.5
+    out = torch.empty(rows, 1, device=target.device)
+    sum_of_quotients(x, y, out)
+    assert "rowmask" in sum_of_quotients.listing()
+    torch.testing.assert_close(out[:, 0], (x / y).sum(-1), rtol=1e-4, atol=1e-4)

@@ -78,14 +78,23 @@ Item = Store | Accumulate  # a step's work: write a tensor, or fold into an accu
 
 def zero_outside_row(node: Node) -> bool:
     """Whether ``node`` is 0 at elements past the row's end (loads there give 0), so a
-    sum needs no ROWMASK."""
+    sum needs no ROWMASK. Only sums, differences and products of such values qualify (a
+    product with anything else could be 0 * inf), and products with finite constants."""
     if node.op == "LOAD":
         return isa.decode_slot(node.operand)[1] == 0
-    if node.op in ("MUL", "NEG"):
-        return any(zero_outside_row(arg) for arg in node.args)
-    if node.op in ("ADD", "SUB"):
+    if node.op == "CONST":
+        return False
+    if node.op == "MUL":
+        return all(zero_outside_row(arg) or _finite_const(arg) for arg in node.args) and any(
+            zero_outside_row(arg) for arg in node.args
+        )
+    if node.op in ("ADD", "SUB", "NEG"):
         return all(zero_outside_row(arg) for arg in node.args)
     return False
+
+
+def _finite_const(node: Node) -> bool:
+    return node.op == "CONST" and abs(isa.bits_f32(node.operand)) < float("inf")
 
 
 def _distinct_pair(args: tuple[Node, ...]) -> tuple[Node, ...]:
@@ -236,6 +245,8 @@ class _Scheduler:
             self._push(operand)
             self._emit(name, bits)
             return
+        if node.op == REDUCE:
+            raise ValueError("a reduction's value is used before its row program computed it")
         args = node.args
         if len(args) == 2 and args[0] == args[1] and args[0] not in self.position:
             self._push(args[0])
@@ -248,8 +259,6 @@ class _Scheduler:
         else:
             for arg in args:
                 self._push(arg)
-        if node.op == REDUCE:
-            raise ValueError("a reduction's value is used before its row program computed it")
         if node.op == MATH:
             self._emit("PARK" if len(args) == 1 else "PARK2")
             self._emit("MATH", node.operand)
