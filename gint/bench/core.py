@@ -65,8 +65,9 @@ def launch_overhead() -> dict:
     from gint.host.launcher import current_stream, launcher_for
 
     launcher = launcher_for(0)
-    add.launch(layout, [x, y, out])  # leaves valid parameters in the launcher's buffer
-    raw_args = (launcher.function, 1, 1, 1, launcher.block, 1, 1, 0, current_stream(0), launcher._param_ptrs, None)
+    add.launch(layout, [x, y, out])
+    prepared = add._prepare(x.device, layout)  # the cached launch, its parameters valid for x, y, out
+    raw_args = (launcher.function, 1, 1, 1, launcher.block, 1, 1, 0, current_stream(0), prepared._param_ptrs, None)
     figures["ctypes_cuLaunchKernel_only_us"] = host_time_us(lambda: launcher.cu.lib.cuLaunchKernel(*raw_args))
     probe = ctypes.c_void_p()
     figures["ctypes_trivial_call_us"] = host_time_us(lambda: launcher.cu.lib.cuCtxGetCurrent(ctypes.byref(probe)))

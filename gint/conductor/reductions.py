@@ -106,10 +106,6 @@ def reduced_dims(node: torch.fx.Node) -> tuple[int, ...] | None:
     return tuple(sorted({d % max(rank, 1) for d in dims})) if rank else ()
 
 
-def keeps_dims(node: torch.fx.Node) -> bool:
-    return tensor_meta(node).dim() == tensor_meta(node.args[0]).dim()
-
-
 def _size(value) -> int:
     return value if isinstance(value, int) else value.node.hint
 

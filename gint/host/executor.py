@@ -43,6 +43,7 @@ class Executable:
         self.row_program = program.is_row_program
         self._code: dict[torch.device, torch.Tensor] = {}
         self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
+        self._launches: dict[tuple[torch.device, layouts.TensorLayout], object] = {}  # PreparedLaunch
         self._lock = threading.Lock()
         stats.bump("programs_built")
 
@@ -85,16 +86,27 @@ class Executable:
             return
         device = tensors[0].device
         bases = [t.data_ptr() for t in tensors] + [0] * (isa.MAX_SLOTS - len(tensors))
-        code, table = self.code_on(device), self.table_on(device, layout)
-        row_program = self.row_program
         if SIMULATOR:
-            _launch_simulated(code, table, bases, layout, row_program)
+            code, table = self.code_on(device), self.table_on(device, layout)
+            _launch_simulated(code, table, bases, layout, self.row_program)
             return
-        from gint.host.launcher import current_stream, launcher_for
+        prepared = self._launches.get((device, layout))
+        if prepared is None or prepared.stale:
+            prepared = self._prepare(device, layout)
+        prepared(bases)
+
+    def _prepare(self, device: torch.device, layout: layouts.TensorLayout):
+        from gint.host.launcher import launcher_for
 
         launcher = launcher_for(device.index)
-        grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, row_program))
-        launcher.launch(grid, code, table, bases, current_stream(device.index))
+        grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, self.row_program))
+        current = self._launches.get((device, layout))
+        if current is not None and current.launcher is launcher:
+            return current
+        prepared = self._launches[(device, layout)] = launcher.prepare(
+            grid, self.code_on(device), self.table_on(device, layout)
+        )
+        return prepared
 
 
 _pools: dict[torch.device, object] = {}

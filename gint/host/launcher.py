@@ -2,9 +2,9 @@
 
 Numba's dispatcher costs 60-270 us per launch with array arguments (it typechecks
 and marshals every argument on every call). The interpreter has one fixed
-signature, so its parameters are packed by hand into a persistent buffer and the
-kernel is launched with one ``cuLaunchKernel`` call through ctypes on PyTorch's
-current stream. The module is loaded from the disk-cached PTX
+signature, so its parameters are packed by hand, once per program and tensor layout
+(``PreparedLaunch``: a call only writes the base addresses), and the kernel is
+launched with one ``cuLaunchKernel`` call through ctypes on PyTorch's current stream. The module is loaded from the disk-cached PTX
 (``gint.kernel.interpreter.ptx``); the driver caches its own PTX->SASS JIT.
 
 Parameter layout (22 x 8 bytes): each ``int{32,64}[::1]`` array argument is Numba's
@@ -130,17 +130,16 @@ class KernelLauncher:
     def grid_for(self, tiles: int) -> int:
         return max(1, min(tiles, self.max_grid))
 
+    def prepare(self, grid: int, code: torch.Tensor, table: torch.Tensor) -> PreparedLaunch:
+        """A launch of ``code`` over ``table`` with its parameters packed once: per call only
+        the base addresses change (the conductor's per-call path)."""
+        return PreparedLaunch(self, grid, code, table)
+
     def launch(self, grid: int, code: torch.Tensor, table: torch.Tensor, bases, stream: int) -> None:
         """Launch on ``stream`` (a raw CUDA stream handle). Never synchronizes."""
-        n_code, n_table = code.numel(), table.numel()
         with self._lock:
             p = self._params
-            p[2] = p[5] = n_code
-            p[3] = p[6] = 4
-            p[4] = code.data_ptr()
-            p[9] = p[12] = n_table
-            p[10] = p[13] = 8
-            p[11] = table.data_ptr()
+            _pack(p, code, table)
             p[14:N_PARAMS] = bases
             self._make_current()
             result = self.cu.lib.cuLaunchKernel(
@@ -148,6 +147,49 @@ class KernelLauncher:
             )
         if result != 0:
             self.cu.check(result, "cuLaunchKernel")
+        stats.bump("launches")
+
+
+def _pack(params, code: torch.Tensor, table: torch.Tensor) -> None:
+    """The two array arguments' fields (Numba's array struct, see the module docstring)."""
+    params[2] = params[5] = code.numel()
+    params[3] = params[6] = 4
+    params[4] = code.data_ptr()
+    params[9] = params[12] = table.numel()
+    params[10] = params[13] = 8
+    params[11] = table.data_ptr()
+
+
+class PreparedLaunch:
+    """One program over one tensor layout on one device: grid and parameter buffer made
+    once (the code and table it points at live as long as their executable). Calling it
+    writes the base addresses and launches on PyTorch's current stream."""
+
+    def __init__(self, launcher: KernelLauncher, grid: int, code: torch.Tensor, table: torch.Tensor):
+        self.launcher, self.grid = launcher, grid
+        self._keep = (code, table)  # the buffers the parameters point at
+        self._params = (ctypes.c_uint64 * N_PARAMS)()
+        _pack(self._params, code, table)
+        base = ctypes.addressof(self._params)
+        self._param_ptrs = (_vp * N_PARAMS)(*(base + 8 * i for i in range(N_PARAMS)))
+        self._lock = threading.Lock()
+
+    @property
+    def stale(self) -> bool:
+        """Whether its device now launches through another launcher (``use_launcher``)."""
+        return _launchers.get(self.launcher.device_index) is not self.launcher
+
+    def __call__(self, bases) -> None:
+        launcher = self.launcher
+        stream = current_stream(launcher.device_index)
+        with self._lock:
+            self._params[14:N_PARAMS] = bases
+            launcher._make_current()
+            result = launcher.cu.lib.cuLaunchKernel(
+                launcher.function, self.grid, 1, 1, launcher.block, 1, 1, 0, stream, self._param_ptrs, None
+            )
+        if result != 0:
+            launcher.cu.check(result, "cuLaunchKernel")
         stats.bump("launches")
 
 
