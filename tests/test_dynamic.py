@@ -20,7 +20,7 @@ SHAPES_2D = [(2, 3), (3, 17), (4, 40), (5, 8), (2, 31), (3, 5), (6, 11), (2, 64)
 
 def normalize(x, y):
     z = torch.relu(x * 2 + y)
-    s = z.sum(dim=-1, keepdim=True)  # a reduction (eager until gint has reductions)
+    s = z.sum(dim=-1, keepdim=True)  # a reduction (a row program)
     return (z - s / z.shape[-1]) * 0.5
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gint.conductor.reductions import RowShape
 from gint.host import layout as layouts
 from gint.host.disasm import disassemble
 from gint.host.executor import Executable
@@ -36,10 +37,8 @@ class OutputSpec:
         (a per-row result keeps its reduced dims, of size 1)."""
         if self.kind == "full":
             return domain, domain
-        keep = tuple(1 if d in reduce_dims else size for d, size in enumerate(domain))
-        if self.kind == "keep":
-            return keep, keep
-        return tuple(size for d, size in enumerate(domain) if d not in reduce_dims), keep
+        rows = RowShape(domain, tuple(reduce_dims))
+        return (rows.keep if self.kind == "keep" else rows.drop), rows.keep
 
     def strides(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Dense strides for ``shape`` in this memory order."""
@@ -68,7 +67,8 @@ class GintCompiledSubgraph:
         self.outputs = outputs
         self.ops = ops
         self.reduce_dims = reduce_dims  # a row program's reduced dims of the domain (None: pointwise)
-        self._plans: dict[tuple, tuple[tuple[int, ...], list[tuple[int, ...]], layouts.TensorLayout]] = {}
+        # per input (shape, stride, dtype) key: each output's (shape, strides), and the layout
+        self._plans: dict[tuple, tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], layouts.TensorLayout]] = {}
 
     @property
     def num_tensors(self) -> int:
