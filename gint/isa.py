@@ -27,6 +27,7 @@ HALT).
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -145,6 +146,9 @@ TABLE: tuple[Instr, ...] = (
     Instr("ROWLEN", 47, _N, "-- n",           "n := the number of elements in the row, as float32"),
     Instr("REDUCE", 48, _R, "--",             "x := the reduction (REDUCTIONS) of the math register x over the warp's row, in every element; any depth"),
     Instr("NEXTCHUNK", 49, _T, "--",          "move to the row's next chunk and jump to the target, or, after the last chunk, back to chunk 0 and fall through; any depth"),
+    # the hottest math function (softmax, sigmoid, ...) also as a plain row: a case per depth
+    # with the elements unrolled costs no PARK/UNPARK and no per-element function select
+    Instr("EXP",    50, _N, "a -- r",         "r := e ** a (the same result as MATH exp)",          "exp(a)"),
 )
 # fmt: on
 
@@ -215,6 +219,9 @@ FUNCTIONS: tuple[MathFn, ...] = (
 )
 # fmt: on
 FUNCTION_BY_NAME: dict[str, MathFn] = {f.name: f for f in FUNCTIONS}
+# Math functions that also have an instruction of their own (a row above with the same
+# expression): expressions use the instruction, hand-written MATH still works.
+DIRECT_FUNCTIONS: dict[str, str] = {"exp": "EXP"}
 FUNCTION_BY_CODE: dict[int, MathFn] = {f.code: f for f in FUNCTIONS}
 MATH_ARGS = ("x", "y")  # the math registers, in order
 
@@ -259,6 +266,10 @@ def _check_table() -> None:
             raise AssertionError(f"{ins.name}: an expr row computes exactly one output")
         if ins.expr is not None and (IMMEDIATE in ins.expr) != (ins.operand is Operand.F32):
             raise AssertionError(f"{ins.name}: an expr reads '{IMMEDIATE}' exactly when its operand is F32")
+    for function, name in DIRECT_FUNCTIONS.items():
+        fn, ins = FUNCTION_BY_NAME[function], BY_NAME[name]
+        if fn.arity != 1 or ins.inputs != ("a",) or ins.expr != re.sub(r"\bx\b", "a", fn.expr):
+            raise AssertionError(f"{name} must compute what MATH {function} computes")
     for reduction in REDUCTIONS:
         combine = BY_NAME[reduction.combine]
         if combine.expr is None or combine.inputs != ("a", "b") or combine.operand is not Operand.NONE:

@@ -87,6 +87,8 @@ MATH = {
     "to_f16": lambda x: x.half().float(),
     "remainder": _remainder,
 }
+# math functions with an instruction of their own compute what MATH computes
+COMPUTE.update({name: MATH[function] for function, name in isa.DIRECT_FUNCTIONS.items()})
 
 
 # REDUCE's reductions over the last dim (keepdim), by name (names from isa.REDUCTIONS).

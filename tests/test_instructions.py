@@ -112,6 +112,30 @@ def test_math_function(target, function):
         torch.testing.assert_close(got.cpu(), want, equal_nan=True, rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("function,name", sorted(isa.DIRECT_FUNCTIONS.items()))
+def test_direct_function_matches_math(target, function, name):
+    """A function's own instruction gives bit for bit what MATH gives (overflow, underflow
+    and nan included), and expressions use it."""
+    from gint.host import expr
+
+    assert expr.math(function, expr.load(0)).op == name
+    asm = Assembler(*[f"x{i}" for i in range(N_INPUTS)], "o0", "o1", "o2", "o3")
+    asm.load(0).pick(0).pick(0)  # the instruction at depth 3, MATH beside it
+    getattr(asm, name.lower())().store(N_INPUTS)
+    asm.park().math(function).unpark().store(N_INPUTS + 1)
+    program = asm.halt().program()
+    tensors = _inputs(target, (target.rows, target.cols))
+    tensors[0].view(-1)[::4] *= 30.0  # large arguments
+    tensors[0].view(-1)[1::9] = float("nan")
+    tensors[0].view(-1)[:4] = torch.tensor([100.0, -120.0, 88.5, -104.0])  # beyond float32's range both ways
+    executor.run(program, tensors)
+    assert torch.isinf(tensors[N_INPUTS]).any() and (tensors[N_INPUTS] == 0).any()
+    torch.testing.assert_close(tensors[N_INPUTS], tensors[N_INPUTS + 1], rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(
+        tensors[N_INPUTS].cpu(), MATH[function](tensors[0].cpu()), equal_nan=True, rtol=2e-6, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("reduction", [r.name for r in isa.REDUCTIONS])
 def test_reduce(target, reduction):
     """A row program: fold x0 into an accumulator over the row's chunks, REDUCE it across

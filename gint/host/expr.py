@@ -78,6 +78,8 @@ def math(function: str, *args: Node) -> Node:
     fn = isa.FUNCTION_BY_NAME.get(function)
     if fn is None:
         raise ValueError(f"no math function {function!r}; known: {', '.join(isa.FUNCTION_BY_NAME)}")
+    if function in isa.DIRECT_FUNCTIONS:
+        return Node(isa.DIRECT_FUNCTIONS[function], tuple(args))
     return Node(MATH, tuple(args), fn.code)
 
 
