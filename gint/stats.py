@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-NAMES = ("graphs_compiled", "programs_built", "kernel_builds", "launches", "fallback_nodes")
+NAMES = ("graphs_compiled", "graphs_without_aot", "programs_built", "kernel_builds", "launches", "fallback_nodes")
 
 _counts: Counter[str] = Counter()
 _lock = threading.Lock()

@@ -1,7 +1,8 @@
 """The ``torch.compile`` backend ``"gint"``.
 
-Dynamo's graph is lowered by AOT autograd to core ATen (``torch._decomp``), forward
-and backward alike; each ATen graph is partitioned (``GraphPartitioner``), every
+Dynamo's graph is lowered to core ATen (``torch._decomp``): by AOT autograd, forward
+and backward alike, or, for an inference graph that needs nothing of AOT autograd, by
+``make_fx`` alone (``gint.conductor.inference``: no per-call runtime wrapper); each ATen graph is partitioned (``GraphPartitioner``), every
 partition is compiled to bytecode (``GintCompiler``) and replaced in the graph by a
 call to its ``GintCompiledSubgraph``; all other nodes stay in the graph and run
 eagerly, in graph order.
@@ -22,6 +23,7 @@ from torch.fx.passes.tools_common import stable_topological_sort
 from gint import stats
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
+from gint.conductor.inference import trace_for_inference
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
@@ -65,7 +67,16 @@ def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, nam
 
 
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options):
-    """Compile one ATen graph (forward, backward or inference) for gint."""
+    """Compile one ATen graph (forward, backward or inference) for gint; the result
+    takes AOT autograd's boxed calling convention."""
+    # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
+    # graph runs inside a frame it is watching (e.g. a backward after a graph break).
+    return boxed(torch._dynamo.disable(compile_forward(gm, options=options)))
+
+
+def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
+    """Rewrite ``gm`` with gint subgraphs; return its generated forward (called directly:
+    no nn.Module.__call__ per call)."""
     device = target_device()
     materialize_symbolic_scalars(gm)
     plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
@@ -97,10 +108,7 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
     if hasattr(gm, "real_recompile"):  # a lazy GraphModule: generate its code now, not on the first call
         gm.real_recompile()
     log.debug("gint: compiled a graph: %d of %d compute nodes in gint", gint_nodes, len(compute))
-    # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
-    # graph runs inside a frame it is watching (e.g. a backward after a graph break).
-    # The generated forward itself, not the module: no nn.Module.__call__ per call.
-    return boxed(torch._dynamo.disable(type(gm).forward.__get__(gm)))
+    return type(gm).forward.__get__(gm)
 
 
 def boxed(forward):
@@ -134,6 +142,10 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
     if mode not in (None, "default"):
         raise ValueError(f"the gint backend has no mode {mode!r}; use options={{...}} instead")
     parsed = Options.parse(options)
+    if parsed.direct_inference and not parsed.cuda_graphs:
+        traced = trace_for_inference(gm, example_inputs, decompositions())
+        if traced is not None:
+            return compile_forward(traced, options=parsed)  # dynamo already disables tracing into it
     compiler = functools.partial(compile_graph, options=parsed)
     if not parsed.cuda_graphs:
         return aot_module_simplified(

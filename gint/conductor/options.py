@@ -16,11 +16,15 @@ class Options:
       run eagerly (default 1).
     - ``cuda_graphs``: replay compiled graphs as CUDA graphs through torch's CUDA
       graph trees (default False; see ``gint.conductor.graphs``).
+    - ``direct_inference``: trace inference graphs that need nothing of AOT autograd
+      (no gradients, no mutation) with ``make_fx`` and call them without AOT
+      autograd's per-call wrapper (default True; see ``gint.conductor.inference``).
     """
 
     max_tensors: int = MAX_SLOTS
     min_ops: int = 1
     cuda_graphs: bool = False
+    direct_inference: bool = True
 
     @classmethod
     def parse(cls, options: dict | None) -> Options:
