@@ -27,6 +27,8 @@ def environment() -> dict:
     import numpy
     import torch
 
+    from gint.kernel.codegen import source_digest
+
     props = torch.cuda.get_device_properties(0)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -39,6 +41,7 @@ def environment() -> dict:
         "numba_cuda": numba_cuda.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),
+        "kernel_digest": source_digest(),
     }
 
 

@@ -8,10 +8,13 @@ Figures (all wall-clock seconds or milliseconds on this machine):
   ``new_process_no_driver_cache`` the same with the driver's JIT cache disabled, as on a
   machine's first run.
 - ``new_graph``: first result for a new graph in a warm process, split into what
-  dynamo + AOT autograd take and what gint's own compile takes; Inductor alongside.
+  dynamo and tracing take and what gint's own compile takes; gint through AOT
+  autograd, dynamo alone (``backend="eager"``) and Inductor alongside.
 - ``new_shape``: first call at a new shape of an already compiled function, for
   ``dynamic=None`` (its one recompile, then none) and ``dynamic=True``; Inductor alongside.
-- ``cuda_graphs``: wall time per small call with and without ``options={"cuda_graphs": True}``.
+- ``cuda_graphs``: wall time per small call with and without ``options={"cuda_graphs": True}``,
+  through AOT autograd (``direct_inference`` off), and the floor of any dynamo backend
+  (guards and the call of a compiled graph that returns an input).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 
 import torch
 
-from gint.bench.suite import chain, check
+from gint.bench.suite import chain, check, dynamo_floor_us
 from gint.bench.timing import wall_time_us
 
 _FIRST_RESULT = """
@@ -112,6 +115,9 @@ def _first_call_ms(compiled, xs) -> float:
 
 
 def new_graph(samples: int = 5) -> dict:
+    """First result of a new graph: gint (its own compile timed inside), gint through AOT
+    autograd (``direct_inference`` off), dynamo alone (``backend="eager"``: the floor any
+    dynamo backend pays) and Inductor."""
     from gint.conductor import backend
 
     xs = [torch.randn(1 << 16, device="cuda") for _ in range(3)]
@@ -120,18 +126,24 @@ def new_graph(samples: int = 5) -> dict:
     totals, gint_share = [], []
     for k in range(samples):
         torch._dynamo.reset()
-        with _Timed(backend, "compile_graph") as timed:
+        with _Timed(backend, "compile_forward") as timed:
             totals.append(_first_call_ms(torch.compile(chain(3, 4 + k), backend="gint"), xs))
         gint_share.append(timed.seconds * 1e3)
-    inductor = []
-    for k in range(2):
-        torch._dynamo.reset()
-        inductor.append(_first_call_ms(torch.compile(chain(3, 4 + k)), xs))
+
+    def first_results(count: int, **kwargs) -> float:
+        times = []
+        for k in range(count):
+            torch._dynamo.reset()
+            times.append(_first_call_ms(torch.compile(chain(3, 4 + k), **kwargs), xs))
+        return round(statistics.median(times), 1)
+
     return {
         "gint_first_result_ms": round(statistics.median(totals), 1),
         "gint_compile_graph_ms": round(statistics.median(gint_share), 2),
-        "dynamo_and_aot_ms": round(statistics.median(t - g for t, g in zip(totals, gint_share)), 1),
-        "inductor_first_result_ms": round(statistics.median(inductor), 1),
+        "dynamo_and_tracing_ms": round(statistics.median(t - g for t, g in zip(totals, gint_share)), 1),
+        "gint_through_aot_first_result_ms": first_results(samples, backend="gint", options={"direct_inference": False}),
+        "dynamo_eager_backend_first_result_ms": first_results(samples, backend="eager"),
+        "inductor_first_result_ms": first_results(2),
     }
 
 
@@ -161,6 +173,7 @@ def cuda_graphs() -> dict:
     result = {"eager_wall_us": wall_time_us(lambda: fn(*xs))}
     for label, kwargs in [
         ("gint_wall_us", {"backend": "gint"}),
+        ("gint_through_aot_wall_us", {"backend": "gint", "options": {"direct_inference": False}}),
         ("gint_cuda_graphs_wall_us", {"backend": "gint", "options": {"cuda_graphs": True}}),
         ("inductor_wall_us", {}),
         ("inductor_reduce_overhead_wall_us", {"mode": "reduce-overhead"}),
@@ -170,6 +183,7 @@ def cuda_graphs() -> dict:
         for _ in range(3):
             check(compiled(*xs), fn(*xs), torch.float32)
         result[label] = round(wall_time_us(lambda c=compiled: c(*xs)), 1)
+    result["dynamo_floor_wall_us"] = round(dynamo_floor_us(fn, xs), 1)
     return result
 
 

@@ -154,6 +154,7 @@ def small_calls() -> dict:
         "eager_wall_us": wall_time_us(lambda: fn(*xs)),
         "gint_wall_us": wall_time_us(lambda: gint_fn(*xs)),
         "inductor_wall_us": wall_time_us(lambda: inductor_fn(*xs)),
+        "dynamo_floor_wall_us": dynamo_floor_us(fn, xs),
     }
     import gint
     from gint.bench.timing import host_time_us
@@ -165,6 +166,14 @@ def small_calls() -> dict:
     outs = [torch.empty_like(xs[0])]
     result["launch_only_host_us"] = host_time_us(lambda: executable.launch(layout, [*xs, *outs]))
     return result
+
+
+def dynamo_floor_us(fn: Callable, xs: list) -> float:
+    """Wall time per call of ``fn`` compiled by a backend whose graph does nothing (returns
+    its first input): dynamo's guards and call, the floor of any torch.compile backend."""
+    torch._dynamo.reset()
+    floor = torch.compile(fn, backend=lambda gm, example_inputs: lambda *args: (args[0],))
+    return wall_time_us(lambda: floor(*xs))
 
 
 def compile_latency(samples: int = 5) -> dict:

@@ -8,7 +8,6 @@ from typing import Callable
 
 import torch
 
-
 HOST_HEADROOM_US = 200  # per call: longer than any host path timed here takes to issue one call
 MAX_CLOCK_HZ = 2.0e9  # at or above the SM clock of the GPUs we time on, so the sleep is long enough
 
