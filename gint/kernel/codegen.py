@@ -347,6 +347,6 @@ def source_digest(config: KernelConfig = DEFAULT) -> str:
 
     digest = hashlib.sha256(kernel_source(config).encode())
     here = Path(__file__).parent
-    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py"):
+    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py", "switches.py"):
         digest.update((here / dependency).read_bytes())
     return digest.hexdigest()[:16]

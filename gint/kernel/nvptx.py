@@ -3,7 +3,8 @@
 Why: the interpreter's dispatch is one long ``if key == ...`` chain. LLVM folds it
 into ``switch`` instructions; NVVM (CUDA 13.0) lowers every switch to a tree of
 compares, 6-8 dependent branches per bytecode instruction, while LLVM's NVPTX back
-end lowers a dense switch to one ``brx.idx`` jump table. Everything before that is
+end lowers a dense switch to one ``brx.idx`` jump table (once ``gint.kernel.switches``
+has merged the chain of switches SimplifyCFG leaves into one). Everything before that is
 Numba's own work: Numba types and lowers the kernel to LLVM IR exactly as for NVVM,
 and libdevice (the math library NVVM links) is linked here from the same bitcode.
 
@@ -15,6 +16,8 @@ through this path, so a Numba upgrade that moves them fails in CI, not on a GPU.
 from __future__ import annotations
 
 from functools import lru_cache
+
+from gint.kernel.switches import merge_switch_chains
 
 PTX_ISA = "+ptx80"  # PTX 8.0: has everything the kernel uses on sm_90; CUDA 12+/13 drivers load it
 
@@ -57,4 +60,8 @@ def ptx_from_llvm_ir(modules: list[str], cc: tuple[int, int]) -> str:
     linked.data_layout = str(machine.target_data)
     builder = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(speed_level=3))
     builder.getModulePassManager().run(linked, builder)
-    return machine.emit_assembly(linked)
+    # SimplifyCFG leaves the dispatch as a chain of <= 64-case switches: merge it into one
+    merged, _ = merge_switch_chains(str(linked))
+    module = llvm.parse_assembly(merged)
+    module.verify()
+    return machine.emit_assembly(module)
