@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def environment() -> dict:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "kernel_digest": source_digest(),
+        "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
     }
 
 
@@ -110,6 +112,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
     parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
+    # Inductor's first-call figures are for graphs it has never compiled: no graph or
+    # kernel cache left on disk by an earlier run on this machine
+    fresh = tempfile.mkdtemp(prefix="gint-bench-inductor-")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", fresh)
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(fresh, "triton"))
     import torch
 
     if not torch.cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):

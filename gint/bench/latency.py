@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from gint.bench.suite import chain, check, dynamo_floor_us
-from gint.bench.timing import wall_time_us
+from gint.bench.suite import chain, check, dynamo_floor
+from gint.bench.timing import interleaved_wall_us
 
 _FIRST_RESULT = """
 import time, torch
@@ -170,7 +170,7 @@ def new_shape() -> dict:
 def cuda_graphs() -> dict:
     fn = chain(4, 10)
     xs = [torch.randn(4096, device="cuda") for _ in range(4)]
-    result = {"eager_wall_us": wall_time_us(lambda: fn(*xs))}
+    contenders = {"eager_wall_us": lambda: fn(*xs)}
     for label, kwargs in [
         ("gint_wall_us", {"backend": "gint"}),
         ("gint_through_aot_wall_us", {"backend": "gint", "options": {"direct_inference": False}}),
@@ -178,13 +178,13 @@ def cuda_graphs() -> dict:
         ("inductor_wall_us", {}),
         ("inductor_reduce_overhead_wall_us", {"mode": "reduce-overhead"}),
     ]:
-        torch._dynamo.reset()
         compiled = torch.compile(fn, **kwargs)
         for _ in range(3):
             check(compiled(*xs), fn(*xs), torch.float32)
-        result[label] = round(wall_time_us(lambda c=compiled: c(*xs)), 1)
-    result["dynamo_floor_wall_us"] = round(dynamo_floor_us(fn, xs), 1)
-    return result
+        contenders[label] = lambda c=compiled: c(*xs)
+    floor = dynamo_floor(fn)
+    contenders["dynamo_floor_wall_us"] = lambda: floor(*xs)
+    return interleaved_wall_us(contenders)
 
 
 def run(cold: bool = True) -> dict:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from gint.bench.timing import device_time_us, wall_time_us
+from gint.bench.timing import device_time_us, interleaved_wall_us
 
 OPS: list[Callable] = [
     lambda t, x: t * x,
@@ -150,12 +150,15 @@ def small_calls() -> dict:
     gint_fn, inductor_fn = torch.compile(fn, backend="gint"), torch.compile(fn)
     check(gint_fn(*xs), fn(*xs), torch.float32)
     check(inductor_fn(*xs), fn(*xs), torch.float32)
-    result = {
-        "eager_wall_us": wall_time_us(lambda: fn(*xs)),
-        "gint_wall_us": wall_time_us(lambda: gint_fn(*xs)),
-        "inductor_wall_us": wall_time_us(lambda: inductor_fn(*xs)),
-        "dynamo_floor_wall_us": dynamo_floor_us(fn, xs),
-    }
+    floor_fn = dynamo_floor(fn)
+    result = interleaved_wall_us(
+        {
+            "eager_wall_us": lambda: fn(*xs),
+            "gint_wall_us": lambda: gint_fn(*xs),
+            "inductor_wall_us": lambda: inductor_fn(*xs),
+            "dynamo_floor_wall_us": lambda: floor_fn(*xs),
+        }
+    )
     import gint
     from gint.bench.timing import host_time_us
 
@@ -168,12 +171,10 @@ def small_calls() -> dict:
     return result
 
 
-def dynamo_floor_us(fn: Callable, xs: list) -> float:
-    """Wall time per call of ``fn`` compiled by a backend whose graph does nothing (returns
-    its first input): dynamo's guards and call, the floor of any torch.compile backend."""
-    torch._dynamo.reset()
-    floor = torch.compile(fn, backend=lambda gm, example_inputs: lambda *args: (args[0],))
-    return wall_time_us(lambda: floor(*xs))
+def dynamo_floor(fn: Callable) -> Callable:
+    """``fn`` compiled by a backend whose graph does nothing (returns its first input):
+    its wall time is dynamo's guards and call, the floor of any torch.compile backend."""
+    return torch.compile(fn, backend=lambda gm, example_inputs: lambda *args: (args[0],))
 
 
 def compile_latency(samples: int = 5) -> dict:

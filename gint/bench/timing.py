@@ -63,3 +63,14 @@ def wall_time_us(fn: Callable[[], object], *, reps: int = 200) -> float:
         torch.cuda.synchronize()
         samples.append((time.perf_counter() - start) * 1e6)
     return statistics.median(samples)
+
+
+def interleaved_wall_us(fns: dict[str, Callable[[], object]], *, rounds: int = 5, reps: int = 100) -> dict[str, float]:
+    """``wall_time_us`` of each function, measured in turns (round 1: all of them, round
+    2: all again, ...), the median over rounds for each: a host that slows down for a
+    while slows every contender alike, not just the one timed then."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(wall_time_us(fn, reps=reps))
+    return {name: round(statistics.median(values), 1) for name, values in samples.items()}
