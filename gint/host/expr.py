@@ -73,11 +73,24 @@ def apply(op: str, *args: Node) -> Node:
     return Node(op, tuple(args))
 
 
+def _sigmoid(x: Node) -> Node:
+    # the kernel's sigmoid, 1 / (1 + exp(-x)), as plain instructions: the same operations
+    # in the same order (so the same bits, tested), without parking or the MATH loop
+    return apply("DIV", const(1.0), apply("ADD", const(1.0), apply("EXP", apply("NEG", x))))
+
+
+# Math functions built from other instructions instead of MATH (each computes what the
+# kernel's MATH function computes, in the same order: tests/test_instructions.py).
+EXPANSIONS = {"sigmoid": _sigmoid}
+
+
 def math(function: str, *args: Node) -> Node:
     """``function`` (a name in ``isa.FUNCTIONS``) applied to ``args``."""
     fn = isa.FUNCTION_BY_NAME.get(function)
     if fn is None:
         raise ValueError(f"no math function {function!r}; known: {', '.join(isa.FUNCTION_BY_NAME)}")
+    if function in EXPANSIONS:
+        return EXPANSIONS[function](*args)
     if function in isa.DIRECT_FUNCTIONS:
         return Node(isa.DIRECT_FUNCTIONS[function], tuple(args))
     return Node(MATH, tuple(args), fn.code)
