@@ -59,8 +59,9 @@ TOUR = [
          "leaky(x, out)\n"
          "torch.testing.assert_close(out, torch.nn.functional.leaky_relu(x))"),
     md("## Math functions and activations\n\nOne `MATH` instruction applies any function of the table "
-       "(`gint.isa.FUNCTIONS`) to the math register; chained functions run back to back. The full list of "
-       "operators is in `docs/ops.md`."),
+       "(`gint.isa.FUNCTIONS`) to the math register; chained functions run back to back. `exp`, the hottest, "
+       "is also an instruction of its own (`exp` below), and `sigmoid` is built from it (`neg`, `exp`, "
+       "`addi`, `rdivi`): no parking, the elements unrolled. The full list of operators is in `docs/ops.md`."),
     code("import warnings\n"
          "import torch.nn.functional as F\n\n"
          "warnings.simplefilter('ignore', RuntimeWarning)  # the simulator's numpy warns on x/0; the GPU does not\n\n"
