@@ -1,10 +1,10 @@
 """Merge chains of ``switch`` instructions in optimized LLVM IR into one switch.
 
 The interpreter's dispatch is one ``if key == ...`` chain over a dense key range.
-LLVM's SimplifyCFG folds such a chain into ``switch`` instructions, but stops growing
-a switch once it has 64 successors (it will not fold a value comparison into a
-predecessor whose switch has more than ``128 / successors`` predecessors... i.e. one),
-so a 450-key dispatch becomes a chain of ~8 switches: a key in the k-th pays k range
+LLVM's SimplifyCFG folds such a chain into ``switch`` instructions, but it stops
+folding into a switch with N successors once that switch's block has 128 / N or more
+predecessors; every block of the chain has one, so each switch stops at 64 cases, and
+a 450-key dispatch becomes a chain of switches: a key in the k-th pays k range
 checks, k-1 of them taken branches, before its jump table. A switch whose block holds
 nothing else and whose single predecessor is a switch on the same value that
 defaults to it is merged into that predecessor here, after optimization and before
