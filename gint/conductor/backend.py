@@ -2,10 +2,11 @@
 
 Dynamo's graph is lowered to core ATen (``torch._decomp``): by AOT autograd, forward
 and backward alike, or, for an inference graph that needs nothing of AOT autograd, by
-``make_fx`` alone (``gint.conductor.inference``: no per-call runtime wrapper); each ATen graph is partitioned (``GraphPartitioner``), every
-partition is compiled to bytecode (``GintCompiler``) and replaced in the graph by a
-call to its ``GintCompiledSubgraph``; all other nodes stay in the graph and run
-eagerly, in graph order.
+``make_fx`` alone (``gint.conductor.inference``: no per-call runtime wrapper). Each
+ATen graph is partitioned (``GraphPartitioner``), every partition is compiled to
+bytecode (``GintCompiler``) and replaced in the graph by a call to its
+``GintCompiledSubgraph``; all other nodes stay in the graph and run eagerly, in
+graph order.
 """
 
 from __future__ import annotations
