@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from gint.bench import rows
-from gint.bench.suite import Case, chain, check, copy_bandwidth, rotating
+from gint.bench.suite import Case, chain, check, copy_bandwidth, input_sets, rotating
 from gint.bench.timing import device_time_us
 from gint.conductor import register_backend
 from gint.host import launcher as launcher_module
@@ -38,17 +38,9 @@ def cases() -> list[tuple[str, object, list[list[torch.Tensor]], int, torch.dtyp
             for n_inputs, n_ops in ((1, 1), (2, 4), (4, 8), (1, 10)):
                 fn = chain(n_inputs, n_ops)
                 case = Case(f"{fn.__name__}_{tag}_2^{numel.bit_length() - 1}", fn, n_inputs, numel, dtype)
-                sets = [[torch.randn(numel, device="cuda").to(dtype) for _ in range(n_inputs)] for _ in range(3)]
-                found.append((case.name, fn, sets, case.bytes_moved, dtype))
+                found.append((case.name, fn, input_sets(case, 3), case.bytes_moved, dtype))
     for row in rows.cases(quick=True):
-        sets = [
-            [
-                torch.randn(rows.ROWS, rows.COLS, device="cuda").to(row.dtype),
-                torch.randn(rows.COLS, device="cuda").to(row.dtype),
-            ]
-            for _ in range(3)
-        ]
-        found.append((row.name, row.fn, sets, row.bytes_moved(), row.dtype))
+        found.append((row.name, row.fn, rows.input_sets(row), row.bytes_moved(), row.dtype))
     return found
 
 

@@ -76,16 +76,21 @@ def cases(quick: bool) -> list[RowCase]:
     return found
 
 
+def input_sets(case: RowCase, count: int = 3) -> list[list[torch.Tensor]]:
+    """``count`` sets of (x, w) for ``case``: random, never zeros, each larger than L2."""
+    return [
+        [torch.randn(ROWS, COLS, device="cuda").to(case.dtype), torch.randn(COLS, device="cuda").to(case.dtype)]
+        for _ in range(count)
+    ]
+
+
 def run(case_list: list[RowCase], copy_gbps: float, progress) -> list[dict]:
     import gint
 
     results = []
     for case in progress(case_list):
         torch._dynamo.reset()
-        sets = [
-            [torch.randn(ROWS, COLS, device="cuda").to(case.dtype), torch.randn(COLS, device="cuda").to(case.dtype)]
-            for _ in range(3)
-        ]
+        sets = input_sets(case)
         row = {"case": case.name, "shape": [ROWS, COLS], "dtype": str(case.dtype)}
         report = gint.explain(case.fn, *sets[0])
         row["gint_subgraphs"] = len(report.subgraphs)

@@ -85,7 +85,7 @@ def check(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> float:
     return error
 
 
-def _input_sets(case: Case, count: int) -> list[list[torch.Tensor]]:
+def input_sets(case: Case, count: int) -> list[list[torch.Tensor]]:
     return [
         [torch.randn(case.numel, device="cuda").to(case.dtype) for _ in range(case.n_inputs)] for _ in range(count)
     ]
@@ -112,7 +112,7 @@ def run_streaming(cases: list[Case], copy_gbps: float, progress) -> list[dict]:
     rows = []
     for case in progress(cases):
         torch._dynamo.reset()
-        sets = _input_sets(case, 3 if case.numel >= 1 << 24 else 8)
+        sets = input_sets(case, 3 if case.numel >= 1 << 24 else 8)
         row = {"case": case.name, "numel": case.numel, "dtype": str(case.dtype), "inputs": case.n_inputs}
         row.update(compare(case.fn, sets, case.dtype, case.bytes_moved, copy_gbps))
         rows.append(row)
