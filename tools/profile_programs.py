@@ -16,7 +16,7 @@ copy_gbps = 8 * numel / device_time_us(lambda: dst.copy_(src)) / 1e3
 for name, (program, tensors, bytes_per_element) in cases.items():
     executable = prepare(program.program)
     layout = executable.plan(tensors)
-    t = device_time_us(lambda: executable.launch(layout, tensors))
+    t = device_time_us(lambda: executable.launch_planned(layout, tensors))
     print(f"{name:12s} {t:8.1f} us  {bytes_per_element * numel / t / 1e3 / copy_gbps:.3f} of copy", flush=True)
 torch.cuda.synchronize()
 torch.cuda.cudart().cudaProfilerStart()

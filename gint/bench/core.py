@@ -34,13 +34,13 @@ def bandwidth(numel: int = 1 << 26, dtype=torch.float32) -> dict:
     layout = copy.plan([x, out])
     copy_program(x, out)
     torch.testing.assert_close(out, x)
-    t = device_time_us(lambda: copy.launch(layout, [x, out]))
+    t = device_time_us(lambda: copy.launch_planned(layout, [x, out]))
     figures["gint_copy"] = {"us": t, "GBps": 2 * size / t / 1e3}
     add = prepare(add_program.program)
     layout = add.plan([x, y, out])
     add_program(x, y, out)
     torch.testing.assert_close(out, x + y)
-    t = device_time_us(lambda: add.launch(layout, [x, y, out]))
+    t = device_time_us(lambda: add.launch_planned(layout, [x, y, out]))
     figures["gint_add"] = {"us": t, "GBps": 3 * size / t / 1e3}
     t = device_time_us(lambda: torch.add(x, y, out=out))
     figures["torch_add"] = {"us": t, "GBps": 3 * size / t / 1e3}
@@ -58,14 +58,14 @@ def launch_overhead() -> dict:
     add = prepare(add_program.program)
     layout = add.plan([x, y, out])
     figures = {
-        "gint_launch_us": host_time_us(lambda: add.launch(layout, [x, y, out])),
+        "gint_launch_us": host_time_us(lambda: add.launch_planned(layout, [x, y, out])),
         "gint_executor_run_us": host_time_us(lambda: run(add_program.program, [x, y, out])),
         "torch_add_us": host_time_us(lambda: torch.add(x, y, out=out)),
     }
     from gint.host.launcher import current_stream, launcher_for
 
     launcher = launcher_for(0)
-    add.launch(layout, [x, y, out])
+    add.launch_planned(layout, [x, y, out])
     prepared = add._prepare(x.device, layout)  # the cached launch, its parameters valid for x, y, out
     raw_args = (launcher.function, 1, 1, 1, launcher.block, 1, 1, 0, current_stream(0), prepared._param_ptrs, None)
     figures["ctypes_cuLaunchKernel_only_us"] = host_time_us(lambda: launcher.cu.lib.cuLaunchKernel(*raw_args))

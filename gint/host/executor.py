@@ -24,8 +24,12 @@ from gint.host.program import Program, encode
 from gint.host.verifier import verify
 from gint.kernel.target import SIMULATOR
 
-SIM_BLOCK = 32  # the simulator runs each thread as a Python thread: keep launches small
+# The simulator runs each thread as a Python thread: launches stay small, but a block has
+# two warps, so that what differs between warps (row records, warp barriers, shuffles)
+# is exercised on the CPU too.
+SIM_BLOCK = 64
 SIM_MAX_GRID = 2
+_simulator_lock = threading.Lock()  # Numba's simulator runs one kernel at a time
 
 
 class ExecutionError(ValueError):
@@ -37,10 +41,11 @@ class Executable:
 
     def __init__(self, program: Program):
         self.program = program
-        self.depths = verify(program)
-        self.words = encode(program, self.depths)
+        self.depths = tuple(verify(program))
+        self.words = tuple(encode(program, self.depths))  # immutable: what launches is what was verified
         self.stored = program.stored_slots
         self.row_program = program.is_row_program
+        self.once_per_row = frozenset(program.once_per_row_slots)
         self._code: dict[torch.device, torch.Tensor] = {}
         self._tables: dict[tuple[torch.device, layouts.TensorLayout], torch.Tensor] = {}
         self._launches: dict[tuple[torch.device, layouts.TensorLayout], object] = {}  # PreparedLaunch
@@ -59,6 +64,8 @@ class Executable:
             stored=self.stored,
             keep_row=self.program.uses_offsets,
             reduce_dims=reduce_dims if self.row_program else None,
+            per_row=self.once_per_row,
+            loaded=self.program.loaded_slots,
         )
 
     def code_on(self, device: torch.device) -> torch.Tensor:
@@ -81,11 +88,31 @@ class Executable:
         return table
 
     def launch(self, layout: layouts.TensorLayout, tensors: Sequence[torch.Tensor]) -> None:
-        """Run over ``tensors`` laid out as ``layout`` (from ``plan``); no validation."""
+        """Run over ``tensors`` laid out as ``layout``, which ``plan`` made for tensors of
+        exactly these shapes, strides and dtypes (checked: a layout of other tensors would
+        send the kernel outside these)."""
+        if layout.signature != layouts.signature(tensors):
+            raise ExecutionError(
+                "the layout was planned for other tensors (shapes, strides or dtypes differ); plan it for these"
+            )
+        self.launch_planned(layout, tensors)
+
+    def launch_planned(self, layout: layouts.TensorLayout, tensors: Sequence[torch.Tensor]) -> None:
+        """``launch`` without its check, for callers whose tensors are by construction the
+        ones ``layout`` was planned for (a compiled subgraph plans per input signature and
+        allocates its outputs from that plan)."""
         if layout.numel == 0:
             return
-        device = tensors[0].device
-        bases = [t.data_ptr() for t in tensors] + [0] * (isa.MAX_SLOTS - len(tensors))
+        bases = [t.data_ptr() for t in tensors]
+        if not layout.host_domain:
+            self._launch(layout, tensors[0].device, bases)
+            return
+        sizes = [t.element_size() for t in tensors]
+        for offsets in layout.host_offsets():
+            self._launch(layout, tensors[0].device, [b + o * n for b, o, n in zip(bases, offsets, sizes)])
+
+    def _launch(self, layout: layouts.TensorLayout, device: torch.device, bases: list[int]) -> None:
+        bases = bases + [0] * (isa.MAX_SLOTS - len(bases))
         if SIMULATOR:
             code, table = self.code_on(device), self.table_on(device, layout)
             _launch_simulated(code, table, bases, layout, self.row_program)
@@ -137,9 +164,12 @@ def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int],
     from gint.kernel.config import DEFAULT
     from gint.kernel.interpreter import simulator_kernel
 
-    # one warp per block: the simulator's warp primitives are block barriers
+    from gint.kernel.memory import reset_warp_barriers
+
     grid = max(1, min(layout.blocks(SIM_BLOCK, SIM_BLOCK * DEFAULT.ept, row_program), SIM_MAX_GRID))
-    simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
+    with _simulator_lock:
+        reset_warp_barriers()
+        simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
     stats.bump("launches")
 
 
@@ -245,12 +275,33 @@ def _overlaps_itself(t: torch.Tensor) -> bool:
     return False
 
 
+def _check_autograd(program: Program, tensors: Sequence[torch.Tensor]) -> None:
+    """gint writes tensors outside autograd: refuse what eager's in-place ops refuse, and
+    anything autograd would record (the write would be invisible to backward)."""
+    if not torch.is_grad_enabled():
+        return
+    for slot in sorted(program.stored_slots):
+        t = tensors[slot]
+        if t.requires_grad:
+            what = "a leaf tensor" if t.is_leaf else "a tensor"
+            raise ExecutionError(
+                f"{program.slot_names[slot]} is {what} that requires grad; gint writes it outside autograd "
+                "(run under torch.no_grad(), or write a tensor that does not require grad)"
+            )
+
+
 def run(program: Program, tensors: Sequence[torch.Tensor]) -> None:
-    """Run ``program`` over ``tensors`` (slot order), writing its stored slots in place."""
+    """Run ``program`` over ``tensors`` (slot order), writing its stored slots in place.
+
+    Written tensors get their version counters bumped, as an in-place op would: autograd
+    then refuses a backward that needs their old values."""
     executable = prepare(program)
     check_tensors(program, tensors)
+    _check_autograd(program, tensors)
     try:
         layout = executable.plan(tensors)
     except layouts.LayoutError as error:
         raise ExecutionError(str(error)) from None
-    executable.launch(layout, list(tensors))
+    executable.launch_planned(layout, list(tensors))
+    for slot in program.stored_slots:
+        torch.autograd.graph.increment_version(tensors[slot])

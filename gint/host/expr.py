@@ -120,11 +120,14 @@ class Accumulate:
 
 @dataclass(frozen=True)
 class Store:
-    """Write ``value`` to tensor ``slot`` at ``offset`` along the row."""
+    """Write ``value`` to tensor ``slot`` at ``offset`` along the row. ``per_row``: the
+    tensor holds one value per row (size 1 in a row program's reduced dims), so a
+    row-uniform value is stored once per row instead of in a loop over the row."""
 
     slot: int
     value: Node
     offset: int = 0
+    per_row: bool = False
 
 
 def postorder(roots, stop=frozenset()) -> list[Node]:

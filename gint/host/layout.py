@@ -5,14 +5,16 @@ The domain is the broadcast of every slot's shape. Each slot gets an element
 stride per domain dimension (0 where it is broadcast). Dimensions of size 1 are
 dropped and neighbours that every slot walks contiguously are merged, as
 TensorIterator does, so a contiguous graph runs as one long row whatever its rank.
-At most ``abi.MAX_DIMS`` dimensions may remain.
+The kernel's table holds ``abi.MAX_DIMS`` dimensions; any beyond those (the smallest)
+are iterated by the host, one launch per index.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,10 +32,22 @@ class TensorLayout:
     domain: tuple[int, ...]  # abi.MAX_DIMS sizes, the row (innermost) last
     strides: tuple[tuple[int, ...], ...]  # per slot: abi.MAX_DIMS element strides
     dtypes: tuple[int, ...]  # per slot: abi dtype code
+    # dimensions beyond the table's: the host launches once per index (sizes; per slot, strides)
+    host_domain: tuple[int, ...] = ()
+    host_strides: tuple[tuple[int, ...], ...] = ()
+    # the (shape, strides, dtype) of each tensor it was planned for (``signature``)
+    signature: tuple = field(default=(), compare=False)
 
     @property
     def numel(self) -> int:
-        return math.prod(self.domain)
+        return math.prod(self.domain) * math.prod(self.host_domain)
+
+    def host_offsets(self) -> list[tuple[int, ...]]:
+        """Per launch, each slot's element offset: one launch per index of the host dims."""
+        launches = []
+        for index in itertools.product(*(range(n) for n in self.host_domain)):
+            launches.append(tuple(sum(i * st for i, st in zip(index, strides)) for strides in self.host_strides))
+        return launches
 
     def words(self) -> list[int]:
         """The tensor table as int64 words (see ``gint.abi``)."""
@@ -97,22 +111,27 @@ def plan(
     stored: set[int] = frozenset(),
     keep_row: bool = False,
     reduce_dims: Sequence[int] | None = None,
+    per_row: set[int] = frozenset(),
+    loaded: set[int] = frozenset(),
 ) -> TensorLayout:
     """Lay out slots of the given shapes, strides (in elements) and dtypes.
 
     ``stored`` slots must span the whole domain without broadcasting. For a row program,
     ``reduce_dims`` (dims of the domain, the broadcast of all shapes) become the row:
     they are moved innermost and merged into one dimension (their memory must allow
-    that), and stored slots may instead be per-row results (size 1 in all of them).
+    that), and stored slots may instead be per-row results (size 1 in all of them);
+    ``per_row`` slots must be (the program stores them once per row, outside its loops),
+    and a per-row slot must not also be ``loaded`` (element 0's lane writes what every
+    lane of the row reads: a race).
     """
     try:
         domain = list(torch.broadcast_shapes(*(tuple(s) for s in shapes)))
     except RuntimeError as error:
         raise LayoutError(f"shapes {[tuple(s) for s in shapes]} do not broadcast: {error}") from None
     reduced = sorted({d % len(domain) for d in reduce_dims}) if reduce_dims is not None and domain else []
-    per_row = [1 if d in reduced else size for d, size in enumerate(domain)]
+    per_row_shape = [1 if d in reduced else size for d, size in enumerate(domain)]
     for slot in sorted(stored):
-        if tuple(shapes[slot]) != tuple(domain) and not (reduced and tuple(shapes[slot]) == tuple(per_row)):
+        if tuple(shapes[slot]) != tuple(domain) and not (reduced and tuple(shapes[slot]) == tuple(per_row_shape)):
             raise LayoutError(
                 f"slot {slot} is written but has shape {tuple(shapes[slot])}, not the full shape {tuple(domain)}"
             )
@@ -122,21 +141,54 @@ def plan(
             raise LayoutError(f"slot {slot} is written but overlaps itself (a zero stride)")
     if reduce_dims is not None:
         sizes, cols = _row_layout(domain, walked, reduced)
+        for slot in sorted(set(stored) & set(loaded)):
+            if sizes[-1] > 1 and cols[slot][-1] == 0:
+                raise LayoutError(
+                    f"slot {slot} is read and written, but holds one value per row (shape {tuple(shapes[slot])}): "
+                    "the lane that writes it and the lanes that read it would race"
+                )
+        for slot in sorted(per_row):
+            if sizes[-1] > 1 and cols[slot][-1] != 0:
+                raise LayoutError(
+                    f"slot {slot} has shape {tuple(shapes[slot])}, but the program stores it once per row "
+                    f"(outside its chunk loops), so it must hold one value per row (shape {tuple(per_row_shape)})"
+                )
     else:
         sizes, cols = coalesce(domain or [1], [w or [0] for w in walked], keep_row)
     if not sizes:
         sizes, cols = [1], [[0] for _ in cols]
-    if len(sizes) > abi.MAX_DIMS:
-        raise LayoutError(
-            f"shape {tuple(domain)} with these strides needs {len(sizes)} dimensions; the kernel iterates "
-            f"at most {abi.MAX_DIMS} (make some inputs contiguous)"
-        )
+    sizes, cols, host_sizes, host_cols = _split_host_dims(sizes, cols)
     pad = abi.MAX_DIMS - len(sizes)
     return TensorLayout(
         domain=tuple([1] * pad + sizes),
         strides=tuple(tuple([0] * pad + c) for c in cols),
         dtypes=tuple(abi.DTYPE_CODE[dt] for dt in dtypes),
+        host_domain=tuple(host_sizes),
+        host_strides=tuple(tuple(c) for c in host_cols),
+        signature=tuple((tuple(shape), tuple(stride), dtype) for shape, stride, dtype in zip(shapes, strides, dtypes)),
     )
+
+
+def _split_host_dims(sizes: list[int], cols: list[list[int]]):
+    """More dimensions than the kernel's table holds: the row and the largest others stay
+    in the kernel; the host launches once per index of the rest (the smallest)."""
+    if len(sizes) <= abi.MAX_DIMS:
+        return sizes, cols, [], [[] for _ in cols]
+    outer = range(len(sizes) - 1)
+    kept = set(sorted(outer, key=lambda d: (-sizes[d], d))[: abi.MAX_DIMS - 1]) | {len(sizes) - 1}
+    host = [d for d in outer if d not in kept]
+    kept_order = [d for d in range(len(sizes)) if d in kept]
+    return (
+        [sizes[d] for d in kept_order],
+        [[c[d] for d in kept_order] for c in cols],
+        [sizes[d] for d in host],
+        [[c[d] for d in host] for c in cols],
+    )
+
+
+def signature(tensors: Sequence[torch.Tensor]) -> tuple:
+    """What a layout depends on: each tensor's shape, strides and dtype."""
+    return tuple((tuple(t.shape), tuple(t.stride()), t.dtype) for t in tensors)
 
 
 def _row_layout(domain: list[int], walked: list[list[int]], reduced: list[int]) -> tuple[list[int], list[list[int]]]:

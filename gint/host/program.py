@@ -9,6 +9,7 @@ depth-specialized dispatch key.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from gint import abi, isa
@@ -22,8 +23,21 @@ class Program:
     slot_names: tuple[str, ...]
 
     def __post_init__(self):
-        object.__setattr__(self, "code", tuple((int(op), int(arg)) for op, arg in self.code))
-        object.__setattr__(self, "slot_names", tuple(self.slot_names))
+        code = []
+        for index, pair in enumerate(self.code):
+            try:
+                op, arg = pair
+                code.append((operator.index(op), operator.index(arg)))
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"instruction {index} is {pair!r}: each instruction is an (opcode, operand) pair of integers "
+                    "(a float immediate is encoded with gint.isa.f32_bits)"
+                ) from None
+        object.__setattr__(self, "code", tuple(code))
+        names = tuple(self.slot_names)
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError(f"slot names must be strings, got {names!r}")
+        object.__setattr__(self, "slot_names", names)
 
     @property
     def n_slots(self) -> int:
@@ -54,6 +68,24 @@ class Program:
     @property
     def uses_offsets(self) -> bool:
         return bool(self.offset_slots)
+
+    def loop_bodies(self) -> list[range]:
+        """The instruction ranges a row program's NEXTCHUNK loops repeat (target to branch)."""
+        branch = isa.BY_NAME["NEXTCHUNK"].opcode
+        return [range(arg, index + 1) for index, (op, arg) in enumerate(self.code) if op == branch]
+
+    @property
+    def once_per_row_slots(self) -> set[int]:
+        """Slots a row program stores outside its chunk loops. The kernel runs that code on
+        the row's first chunk only, so each such slot must hold one value per row (not move
+        along the row): ``gint.host.layout.plan`` checks it at launch."""
+        if not self.is_row_program:
+            return set()
+        store = isa.BY_NAME["STORE"].opcode
+        looped = {index for body in self.loop_bodies() for index in body}
+        return {
+            isa.decode_slot(arg)[0] for index, (op, arg) in enumerate(self.code) if op == store and index not in looped
+        }
 
     @property
     def is_row_program(self) -> bool:

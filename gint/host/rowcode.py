@@ -11,9 +11,13 @@ of passes over the row:
    the loop body with the stack below it pinned), then REDUCE each accumulator across
    the warp. Its result stays on the stack, in the accumulator's place, for the
    passes after it; results no later pass reads are dropped.
-2. Stores of row-uniform values (a reduction's output) run once, between loops: a
-   slot that does not move along the row is written by the row's element 0 only.
-3. Every other store runs in a final loop over the chunks.
+2. Stores of row-uniform values (a reduction's output) into per-row tensors
+   (``Store.per_row``) run once, between loops: a slot that does not move along the
+   row is written by the row's element 0 only. Code between loops runs on the row's
+   first chunk alone, so a launch checks that such a slot does not move along the row
+   (``Program.once_per_row_slots``).
+3. Every other store, a row-uniform value broadcast over a whole row included, runs
+   in a final loop over the chunks.
 
 Passes re-read their inputs (the second read of a row hits L1/L2); nothing is kept
 across a loop but the reductions' results. ``schedule_rows`` raises
@@ -150,8 +154,9 @@ def schedule_rows(stores: Sequence[Store]) -> list[tuple[int, int]]:
             program.extend(stackcode.push_value(node, program.base))
             program.base.append(node)
         program.keep_only(_reads(later, program.base))
-    uniform = [store for store in stores if is_uniform(store.value)]
-    elementwise = [store for store in stores if not is_uniform(store.value)]
+    once = [store.per_row and is_uniform(store.value) for store in stores]
+    uniform = [store for store, single in zip(stores, once) if single]
+    elementwise = [store for store, single in zip(stores, once) if not single]
     if uniform:
         program.extend(stackcode.schedule(uniform, base=program.base, halt=False))
     if elementwise:

@@ -103,7 +103,12 @@ def _check_branch(index: int, target: int, depths: list[int], parked_at: list[in
         raise VerificationError(
             index, "branch", f"target {target} is not an earlier instruction after the previous loop ({loop_start})"
         )
-    if depths[target] != depths[index] or parked_at[target] or parked_at[index]:
+    if parked_at[target] or parked_at[index]:
+        where = "here" if parked_at[index] else f"at the target {target}"
+        raise VerificationError(
+            index, "branch", f"{parked_at[index] or parked_at[target]} value(s) are parked in the math registers {where}"
+        )
+    if depths[target] != depths[index]:
         raise VerificationError(
             index, "branch", f"stack depth {depths[index]} here but {depths[target]} at the target {target}"
         )

@@ -106,10 +106,14 @@ class _Generator(RowCases):
         )
 
     def store(self, depth: int) -> list[str]:
-        return self.memory(
+        # element i + offset gets the value of element i, for i inside the row: with a
+        # negative offset, positions past the row's end (in its last tile) store nothing
+        lines = self.memory(
             lambda g: f"store_tile_group(start, mode, e{g}, {self.group(depth - 1, g)})",
-            lambda g: f"store_group(base, dtype, row_start, step, chunk_start + e{g} + offset, row, {self.group(depth - 1, g)})",
+            lambda g: f"store_group(base, dtype, row_start, step, chunk_start + e{g} + offset, limit, {self.group(depth - 1, g)})",
         )
+        general = len(lines) - self.groups  # after the general branch's prologue
+        return lines[:general] + [INDENT + "limit = row + offset if offset < 0 else row"] + lines[general:]
 
     def const(self, depth: int) -> list[str]:
         imm = isa.IMMEDIATE

@@ -26,6 +26,8 @@ from gint.kernel.memory import (
     load_u8x4,
     load_u16,
     load_u16x4,
+    max_nan,
+    min_nan,
     prefetch_l2,
     store_f32,
     store_f32x4,
@@ -340,14 +342,14 @@ def select(condition, if_true, if_false):
 
 @device
 def minimum(a, b):
-    """torch.minimum: nan if either operand is nan."""
-    return a if (a < b or a != a) else b
+    """torch.minimum on CUDA: nan if either operand is nan; -0 is below +0."""
+    return min_nan(a, b)
 
 
 @device
 def maximum(a, b):
-    """torch.maximum: nan if either operand is nan."""
-    return a if (a > b or a != a) else b
+    """torch.maximum on CUDA: nan if either operand is nan; +0 is above -0."""
+    return max_nan(a, b)
 
 
 @device

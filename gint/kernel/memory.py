@@ -21,7 +21,7 @@ __all__ = [
     "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
     "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
     "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
-    "shuffle_xor",
+    "shuffle_xor", "max_nan", "min_nan",
 ]  # fmt: skip
 
 # The x4 helpers move 4 consecutive elements with one vector access; the address must
@@ -34,15 +34,42 @@ if SIMULATOR:
 
     import numpy as np
 
+    # Byte ranges [start, end) a launch may touch, or None: unchecked. The fuzzer sets
+    # them (``guarded``), so that any access outside the program's tensors is an error
+    # here, where on the GPU it would need compute-sanitizer to be seen.
+    _allowed: list[tuple[int, int]] | None = None
+
+    class guarded:
+        """``with guarded(spans):`` every simulated load and store must fall in ``spans``."""
+
+        def __init__(self, spans):
+            self.spans = [(int(start), int(end)) for start, end in spans]
+
+        def __enter__(self):
+            global _allowed
+            _allowed = self.spans
+
+        def __exit__(self, *exc):
+            global _allowed
+            _allowed = None
+
+    def _check_inside(addr, size):
+        if _allowed is not None and not any(start <= addr and addr + size <= end for start, end in _allowed):
+            raise RuntimeError(f"a {size}-byte access at {addr:#x} is outside every tensor of the launch")
+
     def _loader(ctype, convert):
         def load(addr):
-            return convert(ctype.from_address(int(addr)).value)
+            addr = int(addr)
+            _check_inside(addr, ctypes.sizeof(ctype))
+            return convert(ctype.from_address(addr).value)
 
         return load
 
     def _storer(ctype):
         def store(addr, value):
-            ctype.from_address(int(addr)).value = int(value) if ctype is not ctypes.c_float else float(value)
+            addr = int(addr)
+            _check_inside(addr, ctypes.sizeof(ctype))
+            ctype.from_address(addr).value = int(value) if ctype is not ctypes.c_float else float(value)
 
         return store
 
@@ -94,22 +121,70 @@ if SIMULATOR:
     def fresh(value):
         return value
 
+    import threading
+
+    WARP_BARRIER_TIMEOUT = 60.0  # seconds: lanes of a warp that never meet have diverged
+    _warp_barriers: dict[tuple[int, int], threading.Barrier] = {}
+    _warp_barriers_lock = threading.Lock()
+
+    def reset_warp_barriers() -> None:
+        """Forget every warp barrier (before a launch: an aborted one leaves broken ones)."""
+        with _warp_barriers_lock:
+            _warp_barriers.clear()
+
+    def _meet_warp(tid, block):
+        """Wait until every lane of thread ``tid``'s warp is here: the simulator's stand-in
+        for a warp-wide ``bar.warp.sync``. Warps of a block stay independent, as on the GPU
+        (a block barrier here would keep them in lock-step and hide races between them)."""
+        warp = int(tid) // 32
+        lanes = min(32, int(block) - 32 * warp)
+        with _warp_barriers_lock:
+            barrier = _warp_barriers.get((warp, lanes))
+            if barrier is None:
+                barrier = _warp_barriers[(warp, lanes)] = threading.Barrier(lanes)
+        try:
+            barrier.wait(WARP_BARRIER_TIMEOUT)
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"the lanes of warp {warp} diverged: not all reached the same warp barrier") from None
+
     @cuda.jit(device=True)  # so that the simulator gives ``cuda`` its thread-aware twin here
     def warp_sync():
-        """The simulator has no warp intrinsics: a block barrier orders as much (every
-        thread of the block reaches each call, as every lane of a warp does on the GPU)."""
-        cuda.syncthreads()
+        """``syncwarp``: the lanes of this thread's warp meet (see ``_meet_warp``)."""
+        _meet_warp(cuda.threadIdx.x, cuda.blockDim.x)
 
     @cuda.jit(device=True)
     def shuffle_xor(value, lane_mask, exchange, tid):
         """``shfl.sync.bfly`` through shared memory: lane ``tid`` gets the value of lane
-        ``tid ^ lane_mask`` (the simulator runs one warp per block, so a block barrier is
-        the warp's)."""
+        ``tid ^ lane_mask`` (of its own warp: ``lane_mask`` < 32)."""
         exchange[tid] = value
-        cuda.syncthreads()
+        _meet_warp(tid, cuda.blockDim.x)
         other = exchange[tid ^ lane_mask]
-        cuda.syncthreads()
+        _meet_warp(tid, cuda.blockDim.x)
         return other
+
+    def _ordered_zeros(a, b, pick):
+        """``a`` or ``b`` by ``pick``; equal values (+0 and -0) by their sign bits: ``pick``
+        is how the bit patterns combine (AND: +0 wins, as in a maximum; OR: -0 wins)."""
+        bits = pick(int(f32_to_bits(a)), int(f32_to_bits(b)))
+        return bits_to_f32(np.int32(bits))
+
+    def max_nan(a, b):
+        """IEEE 754-2019 maximum (PTX ``max.NaN.f32``): nan if either is nan, +0 above -0."""
+        a, b = np.float32(a), np.float32(b)
+        if a != a or b != b:
+            return np.float32("nan")
+        if a != b:
+            return a if a > b else b
+        return _ordered_zeros(a, b, lambda x, y: x & y)
+
+    def min_nan(a, b):
+        """IEEE 754-2019 minimum (PTX ``min.NaN.f32``): nan if either is nan, -0 below +0."""
+        a, b = np.float32(a), np.float32(b)
+        if a != a or b != b:
+            return np.float32("nan")
+        if a != b:
+            return a if a < b else b
+        return _ordered_zeros(a, b, lambda x, y: x | y)
 
     def f16_bits_to_f32(bits):
         return np.float32(np.array(int(bits) & 0xFFFF, np.uint16).view(np.float16))
@@ -284,6 +359,26 @@ else:
             return builder.call(asm, args)
 
         return types.float32(types.float32), codegen
+
+    def _make_min_max(op):
+        """IEEE 754-2019 ``op`` (PTX ``max.NaN.f32`` / ``min.NaN.f32``, sm_80+): nan if
+        either operand is nan, and -0 below +0, as torch's CUDA maximum and minimum give."""
+
+        @intrinsic
+        def min_max(typingctx, a, b):
+            if a != types.float32 or b != types.float32:
+                return None
+
+            def codegen(context, builder, sig, args):
+                asm_type = ir.FunctionType(ir.FloatType(), [ir.FloatType(), ir.FloatType()])
+                return builder.call(ir.InlineAsm(asm_type, f"{op}.NaN.f32 $0, $1, $2;", "=f,f,f"), args)
+
+            return types.float32(types.float32, types.float32), codegen
+
+        return min_max
+
+    max_nan = _make_min_max("max")
+    min_nan = _make_min_max("min")
 
     @intrinsic
     def prefetch_l2(typingctx, addr, nbytes):
