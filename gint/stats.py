@@ -5,7 +5,16 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-NAMES = ("graphs_compiled", "graphs_without_aot", "programs_built", "kernel_builds", "launches", "fallback_nodes")
+NAMES = (
+    "graphs_compiled",
+    "graphs_without_aot",
+    "graphs_failed",  # graphs gint could not compile, run eagerly instead
+    "subgraphs_run_eagerly",  # subgraph calls with a layout the kernel cannot run
+    "programs_built",
+    "kernel_builds",
+    "launches",
+    "fallback_nodes",
+)
 
 _counts: Counter[str] = Counter()
 _lock = threading.Lock()

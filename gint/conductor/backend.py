@@ -28,7 +28,7 @@ from gint.conductor.inference import trace_for_inference
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
-from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording
+from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording, warn_once
 from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.kernel.target import SIMULATOR
 
@@ -69,32 +69,39 @@ def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, nam
 
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options):
     """Compile one ATen graph (forward, backward or inference) for gint; the result
-    takes AOT autograd's boxed calling convention."""
+    takes AOT autograd's boxed calling convention. A graph gint fails on runs eagerly."""
+    try:
+        forward = compile_forward(gm, options=options)
+    except Exception as error:  # noqa: BLE001 - every ATen graph has an eager path
+        forward = run_eagerly(gm, error, "graph from AOT autograd")
     # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
     # graph runs inside a frame it is watching (e.g. a backward after a graph break).
-    return boxed(torch._dynamo.disable(compile_forward(gm, options=options)))
+    return boxed(torch._dynamo.disable(forward))
 
 
 def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     """Rewrite ``gm`` with gint subgraphs; return its generated forward (called directly:
-    no nn.Module.__call__ per call)."""
+    no nn.Module.__call__ per call). Every partition is compiled before ``gm`` changes, so
+    a failure leaves ``gm`` as it was (its nodes run eagerly)."""
     device = target_device()
+    gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
     materialize_symbolic_scalars(gm)
     plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     report = active_report()
     compiler = GintCompiler()
-    gint_nodes = 0
-    for index, nodes in enumerate(plan.partitions):
+    compiled_partitions = []
+    for nodes in plan.partitions:
         if len(nodes) < options.min_ops:
             for node in nodes:
                 plan.fallback[node] = f"in a group of {len(nodes)} op(s), below min_ops={options.min_ops}"
             continue
-        compiled = compiler.compile(nodes)
-        gint_nodes += len(nodes)
+        compiled_partitions.append((nodes, compiler.compile(nodes)))
+    for index, (nodes, compiled) in enumerate(compiled_partitions):
         if report is not None:
             report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly, compiled))
         _replace(gm, nodes, compiled, f"gint_subgraph_{index}")
+    gint_nodes = sum(len(nodes) for nodes, _ in compiled_partitions)
     fallback = [(n, reason) for n, reason in plan.fallback.items() if is_compute(n)]
     stats.bump("graphs_compiled")
     stats.bump("fallback_nodes", len(fallback))
@@ -112,6 +119,22 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     return type(gm).forward.__get__(gm)
 
 
+def run_eagerly(gm: torch.fx.GraphModule, error: Exception, what: str):
+    """``gm``'s own forward, after gint failed on it: the reason goes to ``gint.explain``'s
+    report and to one warning per distinct reason; the user's program runs on."""
+    reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    log.debug("gint: %s runs eagerly", what, exc_info=error)
+    warn_once(f"gint could not compile a {what}; it runs eagerly ({reason})")
+    stats.bump("graphs_failed")
+    report = active_report()
+    if report is not None:
+        compute = [n for n in gm.graph.nodes if is_compute(n)]
+        report.graphs += 1
+        report.compute_nodes += len(compute)
+        report.fallback += [FallbackReport(n.name, str(n.target), f"gint failed on this graph: {reason}") for n in compute]
+    return type(gm).forward.__get__(gm)
+
+
 def boxed(forward):
     """AOT autograd's boxed calling convention: one list of inputs, which the callee
     empties (so inputs can be freed early; CUDA graph trees require it)."""
@@ -125,12 +148,32 @@ def boxed(forward):
     return run
 
 
+# Decomposed although Inductor lowers them itself: gint runs what they decompose into
+# (pointwise operators and row reductions), each as one subgraph.
+GINT_DECOMPOSES = (
+    aten._softmax,
+    aten._log_softmax,
+    aten.native_layer_norm,
+    aten._softmax_backward_data,
+    aten._log_softmax_backward_data,
+    aten.addcmul,
+    aten.addcdiv,
+    aten.lerp,
+)
+
+
 @functools.lru_cache(maxsize=1)
 def decompositions():
-    """Core ATen, plus softmax, log_softmax and layer_norm as the reductions and
-    pointwise operators they are (each then compiles to one row program)."""
+    """What torch's own compiler decomposes: core ATen minus what Inductor keeps whole
+    (``torch._inductor.decomposition.decomps_to_exclude``; among them the CPU flash
+    attention, whose decomposition is for export and gives wrong gradients), plus
+    ``GINT_DECOMPOSES``."""
+    from torch._decomp import remove_decompositions
+    from torch._inductor.decomposition import decomps_to_exclude
+
     table = dict(core_aten_decompositions())
-    table.update(get_decompositions([aten._softmax, aten._log_softmax, aten.native_layer_norm]))
+    remove_decompositions(table, decomps_to_exclude)
+    table.update(get_decompositions(list(GINT_DECOMPOSES)))
     table[aten.var_mean.correction] = var_mean  # torch's goes through prims
     return table
 
@@ -143,6 +186,13 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
     if mode not in (None, "default"):
         raise ValueError(f"the gint backend has no mode {mode!r}; use options={{...}} instead")
     parsed = Options.parse(options)
+    try:
+        return _compile(gm, example_inputs, parsed)
+    except Exception as error:  # noqa: BLE001 - dynamo's graph always runs eagerly
+        return run_eagerly(gm, error, "graph")
+
+
+def _compile(gm: torch.fx.GraphModule, example_inputs, parsed: Options):
     if parsed.direct_inference and not parsed.cuda_graphs:
         traced = trace_for_inference(gm, example_inputs, decompositions())
         if traced is not None:

@@ -15,6 +15,7 @@ import torch
 import torch.fx
 
 from gint.conductor import lowering
+from gint.conductor.fallback import EagerNodes
 from gint.conductor.partitioner import boundary, build_stores
 from gint.conductor.reductions import RowShape
 from gint.conductor.subgraph import GintCompiledSubgraph, OutputSpec
@@ -39,13 +40,13 @@ class GintCompiler:
 
     def compile(self, nodes: list[torch.fx.Node]) -> GintCompiledSubgraph:
         edge = boundary(nodes)
-        stores = build_stores(nodes, edge)
-        names = tuple(n.name for n in edge.inputs) + tuple(n.name for n in edge.outputs)
-        program = self.program_for(stores, names)
-        executable = executor.prepare(program)
         rows = RowShape.of(nodes, edge.inputs)
         if isinstance(rows, str):
             raise ValueError(f"not a valid gint subgraph: {rows}")
+        stores = build_stores(nodes, edge, rows)
+        names = tuple(n.name for n in edge.inputs) + tuple(n.name for n in edge.outputs)
+        program = self.program_for(stores, names)
+        executable = executor.prepare(program)
         metas = [lowering.tensor_meta(node) for node in edge.outputs]
         kinds = [rows.kind(meta.shape) if rows else "full" for meta in metas]
         return GintCompiledSubgraph(
@@ -54,4 +55,5 @@ class GintCompiler:
             outputs=[OutputSpec.of(meta, kind) for meta, kind in zip(metas, kinds)],
             ops=[str(node.target) for node in nodes],
             reduce_dims=rows.dims if rows else None,
+            eager=EagerNodes(nodes, edge.inputs, edge.outputs),
         )

@@ -22,6 +22,7 @@ import logging
 
 import torch
 import torch.fx
+from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from gint import stats
@@ -55,6 +56,8 @@ def needs_aot(gm: torch.fx.GraphModule, example_inputs) -> str | None:
             return f"input {node.name} has no example value"
         if node.op == "get_attr":
             return f"a module attribute ({node.target})"
+        if node.op == "call_method" and node.target in ("item", "tolist"):
+            return f"reads a tensor's value (.{node.target}())"  # data-dependent: AOT autograd traces it
         if node.op in ("call_module", "call_method"):
             continue
         if node.op == "call_function":
@@ -80,7 +83,13 @@ def trace_for_inference(gm: torch.fx.GraphModule, example_inputs, decompositions
     reason = needs_aot(gm, example_inputs)
     if reason is None:
         fakes = [node.meta["example_value"] for node in gm.graph.nodes if node.op == "placeholder"]
-        traced = make_fx(gm, decomposition_table=decompositions, tracing_mode="fake")(*fakes)
+        try:
+            # the Python dispatcher runs decompositions that take symbolic sizes (interpolate)
+            with enable_python_dispatcher():
+                traced = make_fx(gm, decomposition_table=decompositions, tracing_mode="fake")(*fakes)
+        except Exception as error:  # noqa: BLE001 - AOT autograd traces what make_fx alone cannot
+            log.debug("gint: graph goes through AOT autograd: make_fx failed: %s", error)
+            return None
         reason = next(
             (
                 found

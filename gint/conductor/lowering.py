@@ -1,11 +1,12 @@
 """ATen operators -> gint expressions, as a registry: adding an operator is one entry.
 
 Each lowering takes the operator's arguments (expression ``Node``s for tensors, plain
-Python numbers for scalars) and returns the ``Node`` of its result. Values are
-float32 inside the kernel, so support is decided per FX node by
+Python numbers for scalars) and returns the ``Node`` of its result; ``lower_node``
+first gives it its operands as eager holds them (``gint.conductor.promotion``). Values
+are float32 inside the kernel, so support is decided per FX node by
 ``unsupported_reason``: every tensor it touches has a dtype the tensor table knows,
-and its result is floating point or bool (an integer result computed in float32
-could be wrong beyond 2**24, so such nodes run eagerly).
+its result is floating point or bool, and it does not compute on integers (float32 is
+exact for integers only below 2**24, so such nodes run eagerly).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.fx
 
 from gint import abi
+from gint.conductor import promotion
 from gint.host import expr
 from gint.host.expr import Node
 
@@ -158,6 +160,36 @@ def _clamp_max(a, max):
     return _op("MIN", a, max)
 
 
+# CPU eager's clamp keeps its operand on a tie (relu(-0.0) is -0.0); CUDA's is the IEEE
+# maximum (+0.0), which MAX computes. Under the simulator (CPU tensors) gint follows the CPU.
+def _keep_unless_below(a, bound):
+    return _op("SELECT", _op("LT", a, bound), bound, a)
+
+
+def _keep_unless_above(a, bound):
+    return _op("SELECT", _op("GT", a, bound), bound, a)
+
+
+def _clamp_cpu(a, min=None, max=None):
+    result = value(a)
+    if min is not None:
+        result = _keep_unless_below(result, min)
+    if max is not None:
+        result = _keep_unless_above(result, max)
+    return result
+
+
+CPU_LOWERINGS: dict[torch._ops.OpOverload, Lowering] = {
+    aten.relu.default: lambda a: _keep_unless_below(a, 0.0),
+    aten.clamp.default: _clamp_cpu,
+    aten.clamp.Tensor: _clamp_cpu,
+    aten.clamp_min.default: _keep_unless_below,
+    aten.clamp_min.Tensor: _keep_unless_below,
+    aten.clamp_max.default: _keep_unless_above,
+    aten.clamp_max.Tensor: _keep_unless_above,
+}
+
+
 @lower(aten.where.self)
 def _where(condition, a, b):
     return _op("SELECT", condition, a, b)
@@ -216,12 +248,19 @@ def unsupported_reason(node: torch.fx.Node, device: torch.device | None) -> str 
             return "takes a list of tensors"
         elif isinstance(arg, torch.SymInt | torch.SymFloat | torch.SymBool):
             return "takes a symbolic scalar"
+    reason = promotion.integer_reason(node.target, node.args, node.kwargs, tensor_meta)
+    if reason is not None:
+        return reason
     if device is None or out.device.type != device.type:
         where = "nowhere here (no GPU, simulator off)" if device is None else f"on {device.type}"
         return f"runs on {out.device}; gint runs {where}"
     if any(d == 0 for d in out.shape if isinstance(d, int)):
         return "empty result"
     return None
+
+
+# Operators that make a tensor of a constant (their lowering takes the result's dtype).
+CREATES = frozenset({aten.full.default, aten.full_like.default, aten.scalar_tensor.default})
 
 
 def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
@@ -232,7 +271,15 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
 
     args = [resolve(a) for a in node.args]
     kwargs = {k: resolve(v) for k, v in node.kwargs.items()}
-    return LOWERINGS[node.target](*args, **kwargs)
+    out = tensor_meta(node)
+    device = out.device.type if out is not None else "cuda"
+    args, kwargs = promotion.promote(
+        node.target, node.args, node.kwargs, args, kwargs, out.dtype if out is not None else None, tensor_meta, device
+    )
+    if node.target in CREATES and out is not None:
+        kwargs["dtype"] = out.dtype  # the value the new tensor holds is of its own dtype
+    lowering = CPU_LOWERINGS.get(node.target) if device == "cpu" else None
+    return (lowering or LOWERINGS[node.target])(*args, **kwargs)
 
 
 # math, activations, logic, casts and reductions register themselves into LOWERINGS

@@ -54,6 +54,12 @@ def _sign(a):
     return _op("SUB", _op("LT", 0.0, a), _op("LT", a, 0.0))
 
 
+@lower(aten.silu.default)
+def _silu(a):
+    # x / (1 + exp(-x)), as eager's CPU and CUDA kernels compute it (not x * sigmoid(x))
+    return _op("DIV", a, _op("ADD", 1.0, _math("exp", _op("NEG", a))))
+
+
 @lower(aten.gelu.default)
 def _gelu(a, approximate="none"):
     if approximate not in ("none", "tanh"):
@@ -174,6 +180,11 @@ def _cast(a, dtype):
     raise Unsupported(f"cast to {dtype}")
 
 
+@lower(aten.clone.default)
+def _clone(a, memory_format=None):
+    return value(a)  # the output's memory order comes from its metadata (OutputSpec)
+
+
 @lower(prims.convert_element_type.default)
 def _convert_element_type(a, dtype):
     return _cast(a, dtype)
@@ -221,3 +232,8 @@ def _scalar_tensor(fill_value, dtype=None, layout=None, device=None, pin_memory=
 @lower(aten.full.default)
 def _full(size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
     return _constant(fill_value, dtype)  # broadcasts like any constant; the shape check is the partitioner's
+
+
+@lower(aten.full_like.default)
+def _full_like(a, fill_value, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    return _constant(fill_value, dtype)  # lower_node passes the result's dtype

@@ -25,7 +25,7 @@ import torch.fx
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
-from gint.conductor import lowering
+from gint.conductor import lowering, promotion
 from gint.conductor.lowering_math import without_final_rounding
 from gint.conductor.reductions import RowShape
 from gint.host import expr, rowcode, stackcode
@@ -74,16 +74,22 @@ def boundary(nodes: list[torch.fx.Node], pending: frozenset = frozenset()) -> Bo
     return Boundary(list(inputs), outputs)
 
 
-def build_stores(nodes: list[torch.fx.Node], edge: Boundary) -> list[expr.Store]:
-    """The expression stores of a subgraph: inputs are slots 0.., outputs follow."""
+def build_stores(nodes: list[torch.fx.Node], edge: Boundary, rows: RowShape | None = None) -> list[expr.Store]:
+    """The expression stores of a subgraph: inputs are slots 0.., outputs follow. In a
+    row program (``rows``), outputs of one value per row are marked ``per_row``."""
     env: dict[torch.fx.Node, expr.Node] = {arg: expr.load(slot) for slot, arg in enumerate(edge.inputs)}
+    exact = promotion.needs_exact(nodes, lowering.tensor_meta)
     for node in nodes:
         env[node] = lowering.lower_node(node, env)
+        if node in exact:
+            env[node] = promotion.rounded(env[node], lowering.tensor_meta(node).dtype)
     first = len(edge.inputs)
-    return [
-        expr.Store(first + k, without_final_rounding(env[out], lowering.tensor_meta(out).dtype))
-        for k, out in enumerate(edge.outputs)
-    ]
+    stores = []
+    for k, out in enumerate(edge.outputs):
+        meta = lowering.tensor_meta(out)
+        per_row = rows is not None and rows.kind(meta.shape) in ("keep", "drop")
+        stores.append(expr.Store(first + k, without_final_rounding(env[out], meta.dtype), per_row=per_row))
+    return stores
 
 
 def violation(nodes: list[torch.fx.Node], max_tensors: int, pending: frozenset = frozenset()) -> str | None:
@@ -106,7 +112,7 @@ def violation(nodes: list[torch.fx.Node], max_tensors: int, pending: frozenset =
             if tuple(lowering.tensor_meta(out).shape) != domain:
                 return f"{out.name} has shape {tuple(lowering.tensor_meta(out).shape)}, not the domain {domain}"
     try:
-        rowcode.schedule_any(build_stores(nodes, edge))
+        rowcode.schedule_any(build_stores(nodes, edge, rows))
     except stackcode.StackDepthError as error:
         return str(error)
     except lowering.Unsupported as error:
@@ -164,8 +170,10 @@ class GraphPartitioner:
                 plan.fallback[node] = violation([node], self.max_tensors) or "cannot join a valid subgraph"
                 continue
             run, remaining = remaining[:size], remaining[size:]
-            if not boundary(run).inputs:  # constants only: nothing to iterate over
+            edge = boundary(run)
+            if not edge.inputs or not edge.outputs:  # nothing to iterate over, or nothing to store
+                why = "computes only constants (reads no tensor)" if not edge.inputs else "nothing uses its results"
                 for node in run:
-                    plan.fallback[node] = "computes only constants (reads no tensor)"
+                    plan.fallback[node] = why
                 continue
             plan.partitions.append(run)

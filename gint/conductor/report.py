@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 
@@ -77,3 +78,15 @@ class recording:
     def __exit__(self, *exc) -> None:
         with _lock:
             _active.remove(self.report)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A ``UserWarning``, once per distinct message in this process."""
+    with _lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    warnings.warn(message, stacklevel=2)

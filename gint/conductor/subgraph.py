@@ -5,7 +5,10 @@ dtype, and its memory order (outputs are laid out like eager PyTorch lays them o
 as the FakeTensor metadata says). Per call it only allocates the outputs on the
 inputs' device, looks up the tensor layout for these input shapes and strides (a
 dict hit after the first call with them), and launches on the current stream. It
-never synchronizes the host.
+never synchronizes the host. Outputs are fresh tensors, so no autograd version
+counter or saved tensor can see the kernel's writes. A layout the kernel cannot take
+runs the subgraph's ATen nodes eagerly instead (``gint.conductor.fallback``), with a
+warning.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from gint import stats
 from gint.conductor.reductions import RowShape
+from gint.conductor.report import warn_once
 from gint.host import layout as layouts
 from gint.host.disasm import disassemble
 from gint.host.executor import Executable
@@ -50,6 +55,9 @@ class OutputSpec:
         return tuple(strides)
 
 
+_EAGER = object()  # a plan: run the eager twin (the kernel cannot take this layout)
+
+
 def _with_dims(strides: tuple[int, ...], dims, rank: int) -> tuple[int, ...]:
     """``strides`` with a 0 inserted at each of ``dims`` (size-1 dims of a rank-``rank`` view)."""
     rest = iter(strides)
@@ -60,9 +68,16 @@ class GintCompiledSubgraph:
     """Runs one compiled partition: ``outputs = subgraph(*inputs)``."""
 
     def __init__(
-        self, executable: Executable, inputs: list, outputs: list[OutputSpec], ops: list[str], reduce_dims=None
+        self,
+        executable: Executable,
+        inputs: list,
+        outputs: list[OutputSpec],
+        ops: list[str],
+        reduce_dims=None,
+        eager=None,
     ):
         self.executable = executable
+        self.eager = eager  # the same computation in eager PyTorch, for layouts the kernel cannot take
         self.n_inputs = len(inputs)
         self.outputs = outputs
         self.ops = ops
@@ -78,6 +93,16 @@ class GintCompiledSubgraph:
     def disassembly(self) -> str:
         return disassemble(self.executable.program, self.executable.depths)
 
+    def _plan_or_eager(self, inputs):
+        try:
+            return self._plan(inputs)
+        except layouts.LayoutError as error:
+            if self.eager is None:
+                raise
+            shapes = [tuple(t.shape) for t in inputs]
+            warn_once(f"a gint subgraph ({', '.join(self.ops[:4])}...) runs eagerly for inputs of shapes {shapes}: {error}")
+            return _EAGER
+
     def _plan(self, inputs) -> tuple:
         domain = tuple(torch.broadcast_shapes(*(t.shape for t in inputs)))
         dims = self.reduce_dims or ()
@@ -91,21 +116,31 @@ class GintCompiledSubgraph:
         shapes = [t.shape for t in inputs] + list(seen_as)
         strides = [t.stride() for t in inputs] + kernel_strides
         dtypes = [t.dtype for t in inputs] + [spec.dtype for spec in self.outputs]
-        layout = layouts.plan(shapes, strides, dtypes, stored=self.executable.stored, reduce_dims=self.reduce_dims)
+        layout = layouts.plan(
+            shapes,
+            strides,
+            dtypes,
+            stored=self.executable.stored,
+            reduce_dims=self.reduce_dims,
+            per_row=self.executable.once_per_row,
+        )
         return list(zip(out_shapes, out_strides)), layout
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         key = tuple((t.shape, t.stride(), t.dtype) for t in inputs)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan(inputs)
+            plan = self._plans[key] = self._plan_or_eager(inputs)
+        if plan is _EAGER:
+            stats.bump("subgraphs_run_eagerly")
+            return self.eager(*inputs)
         out_layouts, layout = plan
         device = inputs[0].device
         outs = tuple(
             torch.empty_strided(shape, strides, dtype=spec.dtype, device=device)
             for spec, (shape, strides) in zip(self.outputs, out_layouts)
         )
-        self.executable.launch(layout, [*inputs, *outs])
+        self.executable.launch_planned(layout, [*inputs, *outs])
         return outs
 
     def __repr__(self) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 import torch.fx
 
-from gint.conductor import lowering
+from gint.conductor import lowering, promotion
 
 aten = torch.ops.aten
 SYMBOLIC_NUMBERS = (torch.SymInt, torch.SymFloat)
-MARK = "gint_symbolic_scalar"  # node.meta key of the 0-d tensors made here
+MARK = promotion.SYMBOLIC_MARK  # node.meta key of the 0-d tensors made here (a number to eager's kernels)
 
 
 def _is_symbolic_number(arg) -> bool:
