@@ -187,10 +187,23 @@ def test_options_are_validated(target):
         gint_backend(None, [], mode="max-autotune")
 
 
+def _report_of(fn, *args, options):
+    from gint.conductor.report import Report, recording
+
+    torch._dynamo.reset()
+    with recording(Report()) as report:
+        out = torch.compile(fn, backend="gint", options=options)(*args)
+    return out, report
+
+
 def test_max_tensors_option_splits_more(target):
     xs = [torch.randn(target.numel, device=target.device) for _ in range(4)]
-    fn = compiled(chain, options={"max_tensors": 3})
-    torch.testing.assert_close(fn(*xs), chain(*xs))
+    out, report = _report_of(chain, *xs, options={"max_tensors": 3})
+    torch.testing.assert_close(out, chain(*xs))
+    assert len(report.subgraphs) >= 2, report  # one subgraph at the default of 8
+    assert all(sub.num_tensors <= 3 for sub in report.subgraphs), report
+    _, default = _report_of(chain, *xs, options={})
+    assert len(default.subgraphs) == 1 and default.subgraphs[0].num_tensors == 5
 
 
 def test_min_ops_option_keeps_small_groups_eager(target):
@@ -198,7 +211,13 @@ def test_min_ops_option_keeps_small_groups_eager(target):
         return torch.flip(x * 2, [0]) + 1
 
     x = torch.randn(target.numel, device=target.device)
-    torch.testing.assert_close(compiled(f, options={"min_ops": 2})(x), f(x))
+    out, report = _report_of(f, x, options={"min_ops": 2})
+    torch.testing.assert_close(out, f(x))
+    assert not report.subgraphs  # two groups of one op each, both below min_ops
+    reasons = {f.op: f.reason for f in report.fallback}
+    assert "below min_ops=2" in reasons["aten.mul.Tensor"] and "below min_ops=2" in reasons["aten.add.Tensor"]
+    _, default = _report_of(f, x, options={})
+    assert len(default.subgraphs) == 2
 
 
 def test_register_backend_is_idempotent():

@@ -6,7 +6,7 @@ import torch
 
 from gint import abi
 from gint.host.frontend import bytecode
-from reference import _to_dtype
+from gint.fuzz.reference import to_dtype as _to_dtype
 
 DTYPES = list(abi.DTYPE_CODE)
 

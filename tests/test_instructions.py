@@ -1,5 +1,5 @@
 """Every instruction at every stack depth the kernel specializes it for, against the
-eager reference machine (tests/reference.py), on random data."""
+eager reference machine (gint.fuzz.reference), on random data."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from gint import isa
 from gint.host import executor, expr
 from gint.host.expr import EXPANSIONS
 from gint.host.frontend import Assembler
-from reference import COMPUTE, COMPUTE_IMMEDIATE, MATH, execute
+from gint.fuzz.reference import COMPUTE, COMPUTE_IMMEDIATE, MATH, execute
 
 N_INPUTS = 4
 

@@ -1,12 +1,13 @@
 """PyTorch's OpInfo samples through ``torch.compile(backend="gint")`` against eager.
 
-For each operator gint supports, every sample input OpInfo gives (float32, and
-float16/bfloat16 where the OpInfo has them) runs compiled and eagerly; results must
-match with torch's default tolerances for the dtype, and the report must show the
-operator ran in a gint subgraph (a sample may fall back only for a stated reason
-that is not the operator itself, e.g. an empty result). The simulator runs the
-first samples of each operator in float32 (CI time); the GPU runs more of them in
-every dtype (``pytest -m gpu``).
+For each operator gint supports, every sample input OpInfo gives (float32,
+float16/bfloat16, int32, int64 and bool where the OpInfo has them) runs compiled and
+eagerly; results must match with torch's default tolerances for the dtype (exactly,
+for integers and bools), and the report must show the operator ran in a gint
+subgraph (a sample may fall back only for a stated reason that is not the operator
+itself, e.g. an empty result or an integer computation). The simulator runs the first
+samples of each operator in float32 and one integer or bool sample (CI time); the GPU
+runs more of them in every dtype (``pytest -m gpu``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ OPS = [
     "softmax", "log_softmax", "nn.functional.layer_norm", "nn.functional.rms_norm",
 ]  # fmt: skip
 # Fallbacks that are not the operator's: an empty reduction runs eagerly (its result is
-# the reduction's identity, or an error, as torch says).
-NOT_THE_OPERATOR = ("empty result", "reduces an empty tensor")
+# the reduction's identity, or an error, as torch says); so do integer results and
+# computations on integers (gint never rounds an integer).
+NOT_THE_OPERATOR = ("empty result", "reduces an empty tensor", "result dtype torch.int", "exact for integers only")
 
 _VARIANTS = {"div": ("no_rounding_mode", "trunc_rounding", "floor_rounding")}
 INFOS = [
@@ -51,13 +53,18 @@ def _ident(info) -> str:
     return info.name + (f".{info.variant_test_name}" if info.variant_test_name else "")
 
 
+INTEGRAL = (torch.int32, torch.int64, torch.bool)
+
+
 def _dtypes(info, target) -> list[torch.dtype]:
-    """float32, float16, bfloat16 where the OpInfo has them (bool for bool/integer-only
-    operators); the simulator takes the first."""
+    """float32, float16, bfloat16, int32, int64 and bool where the OpInfo has them; the
+    simulator takes the first floating dtype and one integer or bool dtype."""
     supported = info.supported_dtypes("cuda" if target.name == "gpu" else "cpu")
-    dtypes = [dt for dt in (torch.float32, torch.float16, torch.bfloat16) if dt in supported]
-    dtypes = dtypes or [torch.bool]
-    return dtypes[:1] if target.name == "sim" else dtypes
+    floats = [dt for dt in (torch.float32, torch.float16, torch.bfloat16) if dt in supported]
+    integral = [dt for dt in INTEGRAL if dt in supported]
+    if target.name == "sim":  # bool first where there is no floating dtype: bitwise ops run in gint on bools
+        return floats[:1] + (integral[:1] if floats else [dt for dt in (torch.bool, torch.int32) if dt in integral])
+    return floats + integral
 
 
 def run_in_gint(fn, args):
@@ -95,7 +102,8 @@ def test_opinfo_samples(target, info):
     for dtype in _dtypes(info, target):
         samples = list(info.sample_inputs(target.device, dtype, requires_grad=False))
         samples = [s for s in samples if _only_tensors_and_numbers(s)]
-        samples = samples[: SIM_SAMPLES if target.name == "sim" else GPU_SAMPLES]
+        count = SIM_SAMPLES if target.name == "sim" else GPU_SAMPLES
+        samples = samples[: 1 if target.name == "sim" and dtype in INTEGRAL else count]
         for sample in samples:
 
             def fn(x, *args, _sample=sample):

@@ -50,7 +50,7 @@ def _layer_norm_stores():
     deviation = expr.apply("SUB", x, mean)
     var = expr.apply("DIV", expr.reduce("sum", expr.apply("MUL", deviation, deviation)), expr.rowlen())
     rstd = expr.math("rsqrt", expr.apply("ADD", var, expr.const(1e-5)))
-    return [expr.Store(1, expr.apply("MUL", deviation, rstd)), expr.Store(2, rstd)]
+    return [expr.Store(1, expr.apply("MUL", deviation, rstd)), expr.Store(2, rstd, per_row=True)]
 
 
 def test_reductions_are_grouped_by_level():

@@ -18,7 +18,7 @@ from gint import isa
 from gint.host import executor, expr, stackcode
 from gint.host.program import Program
 from gint.host.verifier import verify
-from reference import COMPUTE, execute
+from gint.fuzz.reference import COMPUTE, execute, ieee_maximum, ieee_minimum
 
 OPERATORS = sorted(expr.VALUE_OPS - {"LOAD", "CONST", "ROWLEN"})
 CONSTANTS = [0.0, 1.0, -2.5, 0.5, 3.0, -0.0, 1e-3]
@@ -80,8 +80,8 @@ DIRECT = {
     "DIV": lambda a, b: a / b,
     "FMA": lambda a, b, c: (a.double() * b.double() + c.double()).float(),
     "NEG": lambda a: -a,
-    "MIN": torch.minimum,
-    "MAX": torch.maximum,
+    "MIN": ieee_minimum,  # the ISA's MIN/MAX order -0 below +0 (torch's CPU maximum does not, always)
+    "MAX": ieee_maximum,
     "EQ": _compare(torch.eq),
     "NE": _compare(torch.ne),
     "LT": _compare(torch.lt),

@@ -1,0 +1,281 @@
+"""An independent model of the gint machine in eager PyTorch: the oracle of the tests
+and of the bytecode fuzzer.
+
+It executes a ``Program`` one instruction at a time over whole tensors (float32
+values), from the meanings in the instruction table, not from the kernel's code
+generator, and it models what the kernel's results depend on:
+
+- a row program walks each row in chunks of ``ROW_CHUNK`` elements (one warp of 32
+  lanes, ``EPT`` elements each); code outside a NEXTCHUNK loop runs on the row's first
+  chunk only, ROWMASK replaces the elements past the row's end, and REDUCE folds a
+  warp's chunk in the kernel's own order (each lane's elements in turn, then a
+  butterfly across lanes), so sums are bit for bit the kernel's;
+- a STORE writes element ``i + offset`` for each element ``i`` of the row (none past
+  either end), and a slot that does not move along the row (a per-row result) only
+  at element 0;
+- loads give 0 outside the row; stores round to the slot's dtype as the kernel does
+  (saturating, truncating integers; nan -> 0); MIN/MAX are IEEE 754-2019 (nan if
+  either is nan, -0 below +0).
+
+Math functions are torch's, which may differ from the GPU's libdevice in the last
+bits: compare those with a tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gint import isa
+from gint.host.program import Program
+from gint.kernel.config import DEFAULT
+
+F32 = torch.float32
+WARP = 32
+ROW_CHUNK = WARP * DEFAULT.ept  # elements of a row one warp covers per chunk
+
+
+def _fma(a, b, c):
+    return (a.double() * b.double() + c.double()).float()
+
+
+def _truth(x):
+    return x.to(F32)
+
+
+def _sign_bits(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous().view(torch.int32)
+
+
+def ieee_maximum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IEEE 754-2019 maximum: nan if either is nan, +0 above -0 (the kernel's MAX)."""
+    a, b = torch.broadcast_tensors(a, b)
+    tie = (_sign_bits(a) & _sign_bits(b)).view(F32)
+    out = torch.where(a > b, a, torch.where(b > a, b, tie))
+    return torch.where(torch.isnan(a) | torch.isnan(b), torch.full_like(a, math.nan), out)
+
+
+def ieee_minimum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IEEE 754-2019 minimum: nan if either is nan, -0 below +0 (the kernel's MIN)."""
+    a, b = torch.broadcast_tensors(a, b)
+    tie = (_sign_bits(a) | _sign_bits(b)).view(F32)
+    out = torch.where(a < b, a, torch.where(b < a, b, tie))
+    return torch.where(torch.isnan(a) | torch.isnan(b), torch.full_like(a, math.nan), out)
+
+
+# Computed instructions: name -> torch function over float32 tensors.
+COMPUTE = {
+    "ADD": torch.add,
+    "SUB": torch.sub,
+    "MUL": torch.mul,
+    "DIV": torch.div,
+    "FMA": _fma,
+    "NEG": torch.neg,
+    "MIN": ieee_minimum,
+    "MAX": ieee_maximum,
+    "EQ": lambda a, b: _truth(a == b),
+    "NE": lambda a, b: _truth(a != b),
+    "LT": lambda a, b: _truth(a < b),
+    "LE": lambda a, b: _truth(a <= b),
+    "GT": lambda a, b: _truth(a > b),
+    "GE": lambda a, b: _truth(a >= b),
+    "SELECT": lambda c, a, b: torch.where(c != 0, a, b),
+    "ABS": torch.abs,
+    "FLOOR": torch.floor,
+    "CEIL": torch.ceil,
+    "TRUNC": torch.trunc,
+    "ROUND": torch.round,
+    "FLOORDIV": lambda a, b: torch.div(a, b, rounding_mode="floor"),
+}
+
+# Operators with a built-in float32 constant: name -> torch function of (a, imm).
+COMPUTE_IMMEDIATE = {
+    "ADDI": torch.add,
+    "SUBI": torch.sub,
+    "RSUBI": lambda a, imm: torch.sub(imm, a),
+    "MULI": torch.mul,
+    "DIVI": torch.div,
+    "RDIVI": lambda a, imm: torch.div(imm, a),
+    "MINI": ieee_minimum,
+    "MAXI": ieee_maximum,
+    "LTI": lambda a, imm: _truth(a < imm),
+    "GTI": lambda a, imm: _truth(a > imm),
+}
+
+
+def _gelu(approximate):
+    return lambda x: torch.nn.functional.gelu(x, approximate=approximate)
+
+
+def _remainder(a, b):
+    r = torch.fmod(a, b)
+    return torch.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
+# MATH functions: name -> torch function over float32 tensors (names from isa.FUNCTIONS).
+MATH = {
+    **{name: getattr(torch, name) for name in (
+        "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
+        "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid",
+        "pow", "atan2", "fmod",
+    )},  # fmt: skip
+    "gelu": _gelu("none"),
+    "gelu_tanh": _gelu("tanh"),
+    "to_bf16": lambda x: x.bfloat16().float(),
+    "to_f16": lambda x: x.half().float(),
+    "remainder": _remainder,
+}
+# math functions with an instruction of their own compute what MATH computes
+COMPUTE.update({name: MATH[function] for function, name in isa.DIRECT_FUNCTIONS.items()})
+
+COMBINE = {r.code: COMPUTE[r.combine] for r in isa.REDUCTIONS}
+
+
+def warp_reduce(values: torch.Tensor, code: int) -> torch.Tensor:
+    """REDUCE ``code`` of each row's chunk (``values``: rows x ROW_CHUNK) in the kernel's
+    order, broadcast back over the chunk: lane t holds elements g*4*32 + 4t + v (runs of 4),
+    folds its own in turn, then combines with lane t ^ m for m = 16, 8, 4, 2, 1."""
+    rows = values.shape[0]
+    groups, vec = DEFAULT.groups, DEFAULT.vec
+    lanes = values.reshape(rows, groups, WARP, vec).permute(0, 2, 1, 3).reshape(rows, WARP, groups * vec)
+    combine = COMBINE[code]
+    folded = lanes[:, :, 0]
+    for k in range(1, groups * vec):
+        folded = combine(folded, lanes[:, :, k])
+    lane = torch.arange(WARP)
+    for mask in (16, 8, 4, 2, 1):
+        folded = combine(folded, folded[:, lane ^ mask])
+    return folded[:, :1].expand(rows, values.shape[1]).contiguous()
+
+
+def to_dtype(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """float32 ``values`` as the kernel stores them to a ``dtype`` tensor."""
+    if dtype == torch.bool:
+        return values != 0
+    if not dtype.is_floating_point:
+        # CUDA's cvt.rzi with gint's saturation: truncate, clamp to the range, nan -> 0
+        info = torch.iinfo(dtype)
+        wide = torch.nan_to_num(values.double(), nan=0.0).trunc()
+        out = wide.clamp(-(2.0**62), 2.0**62).to(torch.int64)  # exact below 2**62; the ends next
+        out = torch.where(wide >= 2.0 ** (info.bits - 1), torch.tensor(info.max), out)
+        out = torch.where(wide < -(2.0 ** (info.bits - 1)), torch.tensor(info.min), out)
+        return out.clamp(info.min, info.max).to(dtype)
+    return values.to(dtype)
+
+
+class _Machine:
+    def __init__(self, program: Program, tensors: list[torch.Tensor]):
+        self.program = program
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+        self.shape = tuple(shape) if len(shape) else (1,)
+        self.n = self.shape[-1]
+        self.rows = math.prod(self.shape[:-1])
+        self.chunk_len = ROW_CHUNK if program.is_row_program else max(self.n, 1)
+        # per slot: (rows x n) float32 values, and whether the slot moves along the row
+        self.values = [t.to(F32).expand(*self.shape).reshape(self.rows, self.n) for t in tensors]
+        self.tensors = tensors
+        self.out = [t.clone() for t in tensors]
+        self.written: dict[int, torch.Tensor] = {}  # per stored slot: which (row, element) were written
+
+    def positions(self, chunk: int) -> torch.Tensor:
+        return chunk * self.chunk_len + torch.arange(self.chunk_len)
+
+    def load(self, slot: int, offset: int, chunk: int) -> torch.Tensor:
+        p = self.positions(chunk) + offset
+        inside = (p >= 0) & (p < self.n)
+        gathered = self.values[slot][:, p.clamp(0, max(self.n - 1, 0))] if self.n else torch.zeros(self.rows, p.numel())
+        return torch.where(inside, gathered, torch.zeros((), dtype=F32))
+
+    def store(self, slot: int, offset: int, chunk: int, value: torch.Tensor) -> None:
+        t = self.tensors[slot]
+        i = self.positions(chunk)
+        j = i + offset
+        ok = (i < self.n) & (j >= 0) & (j < self.n)
+        per_row = t.shape[-1:] != (self.n,) and self.n != 1 if t.dim() else self.n != 1
+        if slot not in self.written:
+            self.written[slot] = torch.zeros(self.rows, self.n, dtype=torch.bool)
+            self.values[slot] = self.values[slot].clone()
+        target, written = self.values[slot], self.written[slot]
+        if per_row:
+            ok &= j == 0  # a per-row result: element 0 of the row only
+        target[:, j[ok]] = value[:, ok]
+        written[:, j[ok]] = True
+        if per_row:  # it does not move along the row: every element reads element 0
+            target[:, :] = target[:, :1].clone()
+
+    def finish(self) -> list[torch.Tensor]:
+        for slot, written in self.written.items():
+            t = self.out[slot]
+            values = to_dtype(self.values[slot], t.dtype)
+            old = t.expand(*self.shape).reshape(self.rows, self.n)
+            if t.shape[-1:] != (self.n,) or t.dim() == 0:  # a per-row result: element 0 of each row
+                values, written, old = values[:, :1], written[:, :1], old[:, :1]
+            t.copy_(torch.where(written, values, old).reshape(t.shape))
+        return self.out
+
+
+def execute(program: Program, tensors: list[torch.Tensor], max_steps: int = 1 << 20) -> list[torch.Tensor]:
+    """Run ``program`` as the kernel would; return new tensors (inputs unchanged) with the
+    stores applied. ``tensors`` are CPU tensors in slot order."""
+    m = _Machine(program, tensors)
+    code = program.code
+    stack: list[torch.Tensor] = []
+    parked: list[torch.Tensor] = []  # the math registers
+    shape = (m.rows, m.chunk_len)
+    pc, chunk, steps = 0, 0, 0
+    while pc < len(code):
+        steps += 1
+        if steps > max_steps:
+            raise RuntimeError("the program did not halt")
+        opcode, operand = code[pc]
+        ins = isa.BY_OPCODE[opcode]
+        name = ins.name
+        pc += 1
+        if name == "HALT":
+            break
+        if name == "LOAD":
+            stack.append(m.load(*isa.decode_slot(operand), chunk))
+        elif name == "STORE":
+            slot, offset = isa.decode_slot(operand)
+            m.store(slot, offset, chunk, stack.pop())
+        elif name == "CONST":
+            stack.append(torch.full(shape, isa.bits_f32(operand), dtype=F32))
+        elif name == "PICK":
+            stack.append(stack[-1 - operand])
+        elif name == "POKE":
+            value = stack.pop()
+            stack[-1 - operand] = value
+        elif name in ("PARK", "PARK2"):
+            count = 1 if name == "PARK" else 2
+            parked = stack[len(stack) - count :]
+            del stack[len(stack) - count :]
+        elif name == "MATH":
+            parked = [MATH[isa.FUNCTION_BY_CODE[operand].name](*parked)]
+        elif name == "UNPARK":
+            stack.append(parked.pop())
+        elif name == "ROWMASK":
+            past = m.positions(chunk) >= m.n
+            stack.append(torch.where(past, torch.tensor(isa.bits_f32(operand), dtype=F32), stack.pop()))
+        elif name == "ROWLEN":
+            stack.append(torch.full(shape, float(m.n), dtype=F32))
+        elif name == "REDUCE":
+            parked = [warp_reduce(parked[0], operand)]
+        elif name == "NEXTCHUNK":
+            chunk += 1
+            if chunk * m.chunk_len < m.n:
+                pc = operand
+            else:
+                chunk = 0
+        elif name in COMPUTE_IMMEDIATE:
+            value = stack.pop()
+            stack.append(COMPUTE_IMMEDIATE[name](value, torch.full(shape, isa.bits_f32(operand), dtype=F32)))
+        elif name in COMPUTE:
+            args = stack[len(stack) - ins.pops :]
+            del stack[len(stack) - ins.pops :]
+            stack.append(COMPUTE[name](*args))
+        else:  # pure stack moves: rearrange by the names in the stack effect
+            args = dict(zip(ins.inputs, stack[len(stack) - ins.pops :]))
+            del stack[len(stack) - ins.pops :]
+            stack.extend(args[o] for o in ins.outputs)
+    return m.finish()
