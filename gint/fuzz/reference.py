@@ -37,7 +37,17 @@ ROW_CHUNK = WARP * DEFAULT.ept  # elements of a row one warp covers per chunk
 
 
 def _fma(a, b, c):
-    return (a.double() * b.double() + c.double()).float()
+    """a * b + c rounded once to float32, as the GPU's fma.rn.f32: the float64 sum is
+    rounded to odd (exact sum known from TwoSum), so rounding it to float32 rounds once."""
+    a, b, c = torch.broadcast_tensors(a.double(), b.double(), c.double())
+    product = a * b  # exact: 24 + 24 bits
+    total = product + c
+    virtual = total - product
+    error = (product - (total - virtual)) + (c - virtual)  # total + error == product + c exactly
+    inexact = (error != 0) & torch.isfinite(total)
+    toward_zero = torch.where((error < 0) == (total > 0), torch.nextafter(total, torch.zeros_like(total)), total)
+    odd = (toward_zero.view(torch.int64) | 1).view(torch.float64)
+    return torch.where(inexact, odd, total).float()
 
 
 def _truth(x):
@@ -104,8 +114,14 @@ COMPUTE_IMMEDIATE = {
 }
 
 
-def _gelu(approximate):
-    return lambda x: torch.nn.functional.gelu(x, approximate=approximate)
+def _gelu(x):
+    # the ISA's formula, x * Phi(x) = x/2 (1 + erf(x / sqrt 2)) in float32, as CUDA's kernel
+    # computes it: gelu(+inf) is +inf (torch's CPU kernel gives nan there)
+    return x * 0.5 * (1.0 + torch.erf(x * 0.7071067811865476))
+
+
+def _gelu_tanh(x):
+    return torch.nn.functional.gelu(x, approximate="tanh")
 
 
 def _remainder(a, b):
@@ -120,8 +136,8 @@ MATH = {
         "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "sigmoid",
         "pow", "atan2", "fmod",
     )},  # fmt: skip
-    "gelu": _gelu("none"),
-    "gelu_tanh": _gelu("tanh"),
+    "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh,
     "to_bf16": lambda x: x.bfloat16().float(),
     "to_f16": lambda x: x.half().float(),
     "remainder": _remainder,
@@ -157,7 +173,7 @@ def to_dtype(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         # CUDA's cvt.rzi with gint's saturation: truncate, clamp to the range, nan -> 0
         info = torch.iinfo(dtype)
         wide = torch.nan_to_num(values.double(), nan=0.0).trunc()
-        out = wide.clamp(-(2.0**62), 2.0**62).to(torch.int64)  # exact below 2**62; the ends next
+        out = wide.clamp(-(2.0**63), 2.0**63 - 1024).to(torch.int64)  # the largest float64 below 2**63; the ends next
         out = torch.where(wide >= 2.0 ** (info.bits - 1), torch.tensor(info.max), out)
         out = torch.where(wide < -(2.0 ** (info.bits - 1)), torch.tensor(info.min), out)
         return out.clamp(info.min, info.max).to(dtype)
@@ -199,7 +215,7 @@ class _Machine:
         target, written = self.values[slot], self.written[slot]
         if per_row:
             ok &= j == 0  # a per-row result: element 0 of the row only
-        target[:, j[ok]] = value[:, ok]
+        target[:, j[ok]] = to_dtype(value[:, ok], t.dtype).to(F32)  # later loads read what was stored
         written[:, j[ok]] = True
         if per_row:  # it does not move along the row: every element reads element 0
             target[:, :] = target[:, :1].clone()
@@ -215,9 +231,13 @@ class _Machine:
         return self.out
 
 
-def execute(program: Program, tensors: list[torch.Tensor], max_steps: int = 1 << 20) -> list[torch.Tensor]:
+def execute(
+    program: Program, tensors: list[torch.Tensor], max_steps: int = 1 << 20, perturb: float = 0.0
+) -> list[torch.Tensor]:
     """Run ``program`` as the kernel would; return new tensors (inputs unchanged) with the
-    stores applied. ``tensors`` are CPU tensors in slot order."""
+    stores applied. ``tensors`` are CPU tensors in slot order. ``perturb`` scales every math
+    function's result by ``1 + perturb``: comparing such runs shows which results depend on
+    the last bits of a math function (which differ between libdevice and torch)."""
     m = _Machine(program, tensors)
     code = program.code
     stack: list[torch.Tensor] = []
@@ -251,7 +271,7 @@ def execute(program: Program, tensors: list[torch.Tensor], max_steps: int = 1 <<
             parked = stack[len(stack) - count :]
             del stack[len(stack) - count :]
         elif name == "MATH":
-            parked = [MATH[isa.FUNCTION_BY_CODE[operand].name](*parked)]
+            parked = [MATH[isa.FUNCTION_BY_CODE[operand].name](*parked) * (1.0 + perturb)]
         elif name == "UNPARK":
             stack.append(parked.pop())
         elif name == "ROWMASK":
@@ -273,7 +293,8 @@ def execute(program: Program, tensors: list[torch.Tensor], max_steps: int = 1 <<
         elif name in COMPUTE:
             args = stack[len(stack) - ins.pops :]
             del stack[len(stack) - ins.pops :]
-            stack.append(COMPUTE[name](*args))
+            value = COMPUTE[name](*args)
+            stack.append(value * (1.0 + perturb) if perturb and name in isa.DIRECT_FUNCTIONS.values() else value)
         else:  # pure stack moves: rearrange by the names in the stack effect
             args = dict(zip(ins.inputs, stack[len(stack) - ins.pops :]))
             del stack[len(stack) - ins.pops :]

@@ -370,10 +370,22 @@ def floor_divide(a, b):
 
 
 if SIMULATOR:
+    import math
+    import struct
 
     def fma(a, b, c):
-        # float64 holds a*b exactly for float32 operands, so this rounds once, like fma
-        return float32(np.float64(a) * np.float64(b) + np.float64(c))
+        """a * b + c rounded once to float32, as fma.rn.f32. float64 holds a*b exactly, but
+        the sum may need more bits: it is rounded to odd (its error known exactly from
+        TwoSum), and a float64 rounded to odd rounds to float32 as the exact sum would."""
+        product, addend = float(a) * float(b), float(c)
+        total = product + addend
+        virtual = total - product
+        error = (product - (total - virtual)) + (addend - virtual)
+        if error != 0 and math.isfinite(total):
+            toward_zero = total if (error > 0) == (total > 0) else math.nextafter(total, 0.0)
+            (bits,) = struct.unpack("<q", struct.pack("<d", toward_zero))
+            (total,) = struct.unpack("<d", struct.pack("<q", bits | 1))
+        return float32(total)
 
 else:
 
