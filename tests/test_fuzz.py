@@ -102,3 +102,28 @@ def test_reference_saturates_integers_as_the_kernel_does():
     assert torch.signbit(reference.ieee_maximum(x, y)).tolist() == [False, False, False, False]
     assert torch.signbit(reference.ieee_minimum(x, y)[:2]).tolist() == [True, True]
     assert torch.isnan(reference.ieee_maximum(x, y)[2:]).all()
+
+
+def test_reference_marks_what_a_math_library_can_move():
+    """A math function's result is INEXACT (compared within a tolerance); a floor, a
+    comparison or an fmod of it is UNRELIABLE (never compared); exact arithmetic is EXACT."""
+    x = torch.randn(2, 50) * 10
+    program = (
+        Assembler("x", "exact", "inexact", "jumped", "fmod_of_exact")
+        .load(0).addi(1.0).store(1)
+        .load(0).park().math("sin").unpark().addi(1.0).store(2)
+        .load(0).park().math("sin").unpark().floor().store(3)
+        .load(0).load(0).addi(0.5).park2().math("fmod").unpark().store(4)
+        .halt().program()
+    )  # fmt: skip
+    out, marks = reference.execute(program, [x] + [torch.zeros(2, 50)] * 4, marks=True)
+    assert torch.equal(out[2], torch.sin(x) + 1)
+    for slot, mark in [(1, reference.EXACT), (2, reference.INEXACT), (3, reference.UNRELIABLE), (4, reference.EXACT)]:
+        assert torch.equal(marks[slot], torch.full((2, 50), mark, dtype=torch.int8)), slot
+
+
+def test_reference_fmod_is_exact_where_torch_vectorized_fmod_is_not():
+    big, small = torch.full((64,), 1e30), torch.full((64,), 1.6777216e-23)
+    program = Assembler("a", "b", "out").load(0).load(1).park2().math("fmod").unpark().store(2).halt().program()
+    out = reference.execute(program, [big[None], small[None], torch.zeros(1, 64)])[2]
+    assert torch.equal(out[0], torch.fmod(big.double(), small.double()).float())  # exact, and not nan

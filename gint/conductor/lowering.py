@@ -95,6 +95,25 @@ def _div(a, b, rounding_mode=None):
     raise Unsupported(f"rounding_mode={rounding_mode!r}")
 
 
+_DIVISIONS = frozenset({aten.div.Tensor, aten.div.Scalar, aten.div.Tensor_mode, aten.div.Scalar_mode})
+
+
+def _div_by_cpu_scalar(a, b, rounding_mode=None):
+    """Division by a Python number as eager's CUDA kernels do it: ``a * (1 / b)``, the
+    reciprocal taken in float32 (``div_true_kernel_cuda``; ``x / 3`` differs from the
+    quotient by an ulp in a third of the values). Floor division keeps the quotient: its
+    result is rounded to an integer, which the ulp never moves."""
+    if rounding_mode == "floor":
+        return _div(a, b, rounding_mode)
+    if isinstance(b, Node):
+        reciprocal = _op("DIV", 1.0, b)
+    else:
+        one, divisor = torch.tensor(1.0), torch.tensor(float(b), dtype=torch.float32)
+        reciprocal = expr.const((one / divisor).item())
+    product = _op("MUL", a, reciprocal)
+    return product if rounding_mode is None else _op("TRUNC", product)
+
+
 @lower(aten.neg.default)
 def _neg(a):
     return _op("NEG", a)
@@ -279,6 +298,9 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
     if node.target in CREATES and out is not None:
         kwargs["dtype"] = out.dtype  # the value the new tensor holds is of its own dtype
     lowering = CPU_LOWERINGS.get(node.target) if device == "cpu" else None
+    if device == "cuda" and node.target in _DIVISIONS and len(node.args) > 1:
+        if promotion.is_number(node.args[1], tensor_meta(node.args[1])):
+            lowering = _div_by_cpu_scalar
     return (lowering or LOWERINGS[node.target])(*args, **kwargs)
 
 

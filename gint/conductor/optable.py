@@ -58,6 +58,8 @@ def markdown() -> str:
         "  device: a 16-bit operator's other-dtype operands and Python numbers are rounded to its dtype",
         "  where eager rounds them; 16-bit intermediates stay float32, as in Inductor, except where a",
         "  comparison, floor, truth test or cast reads them: there they are rounded as in eager).",
+        "  Division by a Python number is done as the device's eager kernels do it: on CUDA as",
+        "  `x * float32(1 / b)`, on the CPU as a quotient.",
         "  Integer and float64 results, and comparisons of integers, run eagerly (float32 holds",
         "  integers exactly only below 2**24): gint never rounds an integer.",
         "- Operators `torch._decomp` decomposes as torch's Inductor does (mish, softplus, selu,",

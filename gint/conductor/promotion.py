@@ -11,8 +11,8 @@ must round there too (``promote``):
 - a Python number: ``bf16 == 0.1`` compares with bf16(0.1). Except where eager's
   kernels compute with the number's own value (``original_scalar_value``), which
   differs by device (measured on an H200 and on the CPU, torch 2.11 and 2.13): on CUDA
-  a Python number in add, sub, mul and div; on the CPU the second operand of mul and
-  div, a Python number or a 0-d tensor (``SCALAR_KEPT``);
+  a Python number in add, sub, mul and div (any rounding mode); on the CPU the second
+  operand of mul and div, a Python number or a 0-d tensor (``SCALAR_KEPT``);
 - a 16-bit value computed inside the subgraph is held unrounded in float32, as
   Inductor holds it, unless a reader needs it exactly as eager holds it: a
   discontinuous reader (a comparison, floor, a truth test, ...: rounding can change
@@ -61,9 +61,10 @@ OPERANDS[aten.clamp.default] = OPERANDS[aten.clamp.Tensor] = (0, 1, 2, "min", "m
 # Python number (anywhere), "second scalar" the second operand, a number or a 0-d tensor.
 _MUL_DIV = {aten.mul.Tensor, aten.mul.Scalar, aten.div.Tensor, aten.div.Scalar}
 _ADD_SUB = {aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.sub.Scalar, aten.rsub.Tensor, aten.rsub.Scalar}
+_DIV_MODES = {aten.div.Tensor_mode, aten.div.Scalar_mode}  # kept as div's divisor is
 SCALAR_KEPT = {
-    "cuda": ("number", frozenset(_MUL_DIV | _ADD_SUB)),
-    "cpu": ("second scalar", frozenset(_MUL_DIV)),
+    "cuda": ("number", frozenset(_MUL_DIV | _ADD_SUB | _DIV_MODES)),
+    "cpu": ("second scalar", frozenset(_MUL_DIV | _DIV_MODES)),
 }
 SYMBOLIC_MARK = "gint_symbolic_scalar"  # node.meta key of a 0-d tensor standing for a Python number
 # Readers whose answer can jump when an operand moves by its last bit.
@@ -182,12 +183,18 @@ def _meta_or_value(fx_value, meta):
     return fx_value if found is None else found
 
 
+def is_number(fx_value, meta) -> bool:
+    """Whether an FX argument is a Python number to eager (a constant, or the 0-d tensor
+    standing for a symbolic one): a CPU scalar to eager's CUDA kernels."""
+    return meta is None or bool(isinstance(fx_value, torch.fx.Node) and fx_value.meta.get(SYMBOLIC_MARK))
+
+
 def _kept(target, key, fx_value, meta, device: str) -> bool:
     """Whether eager computes with this operand's own value (``SCALAR_KEPT``)."""
     kind, ops = SCALAR_KEPT.get(device, SCALAR_KEPT["cuda"])
     if target not in ops:
         return False
-    number = meta is None or (isinstance(fx_value, torch.fx.Node) and fx_value.meta.get(SYMBOLIC_MARK))
+    number = is_number(fx_value, meta)
     if kind == "number":
         return bool(number)
     return key == 1 and (bool(number) or meta.dim() == 0)

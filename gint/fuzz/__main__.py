@@ -1,4 +1,4 @@
-"""``python -m gint.fuzz --cases N [--seed S] [--device cuda]``: random and mutated
+"""``python -m gint.fuzz --cases N [--seed S] [--seconds T] [--device cuda]``: random and mutated
 programs through the verifier and the kernel, against the reference machine.
 
 Each case ends one of three ways, all of them fine:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import sys
 import time
@@ -89,6 +90,12 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a == b) | (torch.isnan(a) & torch.isnan(b)) | ((a - b).abs() <= atol + rtol * b.abs())
 
 
+# Relative moves of the math functions' results (about 1 and 8 ulps, both ways): a result
+# is compared only where none of them moves it beyond the tolerance, since libdevice and
+# torch may differ in a math function's last bits.
+PERTURBATIONS = (2.0**-23, -(2.0**-23), 2.0**-20, -(2.0**-20))
+
+
 def run_case(seed: int, device: torch.device, summary: Summary) -> None:
     from gint.fuzz import programs, reference
     from gint.host import executor
@@ -126,11 +133,14 @@ def run_case(seed: int, device: torch.device, summary: Summary) -> None:
     if damaged:
         summary.failures.append((seed, f"canaries around slot(s) {damaged} changed"))
         return
-    expected = reference.execute(program, inputs)
+    expected, marks = reference.execute(program, inputs, marks=True)
     if not case.exact:  # results that move when a math function's last bits do are not compared
-        nudged = [reference.execute(program, inputs, perturb=p) for p in (2.0**-20, -(2.0**-20))]
+        nudged = [reference.execute(program, inputs, perturb=p) for p in PERTURBATIONS]
     for slot in sorted(program.stored_slots):
-        stable = None if case.exact else _close(nudged[0][slot], expected[slot]) & _close(nudged[1][slot], expected[slot])
+        stable = None
+        if not case.exact:
+            reliable = marks[slot] < reference.UNRELIABLE
+            stable = functools.reduce(torch.logical_and, [_close(n[slot], expected[slot]) for n in nudged], reliable)
         problem = _same(arena.tensors[slot].cpu(), expected[slot], case.exact, stable)
         if problem:
             summary.failures.append((seed, f"slot {slot} ({case.tensors[slot]}): {problem}"))
@@ -141,14 +151,17 @@ def run_case(seed: int, device: torch.device, summary: Summary) -> None:
         summary.ran_tolerant += 1
 
 
-def fuzz(cases: int, seed: int = 0, device: str | None = None, progress: bool = False) -> Summary:
-    """Run ``cases`` cases, seeds ``seed`` .. ``seed + cases - 1``."""
+def fuzz(cases: int, seed: int = 0, device: str | None = None, progress: bool = False, seconds: float | None = None) -> Summary:
+    """Run ``cases`` cases, seeds ``seed`` .. ``seed + cases - 1``; with ``seconds``, stop
+    at the first case boundary after that long (a time budget on a lent machine)."""
     from gint.kernel.target import SIMULATOR
 
     target = torch.device("cpu" if SIMULATOR else (device or "cuda"))
     summary = Summary()
     started = time.monotonic()
     for k in range(cases):
+        if seconds is not None and time.monotonic() - started > seconds:
+            break
         run_case(seed + k, target, summary)
         if progress and (k + 1) % 1000 == 0:
             print(f"  {k + 1} cases, {time.monotonic() - started:.0f} s: {summary}", flush=True)
@@ -159,13 +172,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gint.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long, even before --cases")
     parser.add_argument("--device", default=None, help="a CUDA device (default cuda); ignored under the simulator")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)  # the simulator's x / 0, as IEEE on the GPU
     if "NUMBA_ENABLE_CUDASIM" not in os.environ and not torch.cuda.is_available():
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
     started = time.monotonic()
-    summary = fuzz(args.cases, args.seed, args.device, progress=True)
+    summary = fuzz(args.cases, args.seed, args.device, progress=True, seconds=args.seconds)
     print(f"{summary} in {time.monotonic() - started:.1f} s")
     for seed, problem in summary.failures[:50]:
         print(f"  FAIL seed {seed}: {problem}")
