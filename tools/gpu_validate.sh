@@ -12,7 +12,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 procs=${1:-8}; seconds=${2:-280}; seed=${3:-0}; mode=${4:-all}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 -c "import torch, numba, numba_cuda, numpy, gint.kernel.codegen as c; print("kernel", c.source_digest(), 'torch', torch.__version__, 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'numpy', numpy.__version__)"
+python3 -c "import torch, numba, numba_cuda, numpy, gint.kernel.codegen as c; print('kernel', c.source_digest(), 'torch', torch.__version__, 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'numpy', numpy.__version__)"
 mkdir -p /tmp/fuzz
 for i in $(seq 0 $((procs - 1))); do
   OMP_NUM_THREADS=1 timeout $((seconds + 60)) python3 -m gint.fuzz --cases 1000000 --seconds "$seconds" \
