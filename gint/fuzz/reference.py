@@ -398,14 +398,14 @@ def execute(
             args = stack[len(stack) - ins.pops :]
             del stack[len(stack) - ins.pops :]
             value = COMPUTE[name](*args)
-            nudge = _nudge(perturb, pc, shape) if name in isa.DIRECT_FUNCTIONS.values() else 0.0
-            stack.append(_nudged(value, nudge))
+            direct = name in isa.DIRECT_FUNCTIONS.values()  # a math function of its own row
+            stack.append(_nudged(value, _nudge(perturb, pc, shape) if direct else 0.0))
             operands = stack_marks[len(stack_marks) - ins.pops :]
             del stack_marks[len(stack_marks) - ins.pops :]
             if name == "SELECT":  # a jump in its condition only
                 operands[0] = _jumped(operands[0])
             mark = functools.reduce(torch.maximum, operands)
-            if name in isa.DIRECT_FUNCTIONS.values():
+            if direct:
                 mark = mark.clamp(min=INEXACT)
             stack_marks.append(_jumped(mark) if name in JUMPS else mark)
         else:  # pure stack moves: rearrange by the names in the stack effect
