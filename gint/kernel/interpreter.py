@@ -71,6 +71,9 @@ def simulator_kernel(config: KernelConfig = DEFAULT):
         raise RuntimeError("simulator_kernel() needs NUMBA_ENABLE_CUDASIM=1 set before numba is imported")
     from numba import cuda
 
+    from gint.kernel import sim_blocks
+
+    sim_blocks.install()
     stats.bump("kernel_builds")
     return cuda.jit(getattr(kernel_module(config), abi.KERNEL_NAME))
 
