@@ -68,3 +68,48 @@ def test_cpu_tensors_run_eagerly_on_a_gpu_machine():
     report = gint.explain(block, x, y)
     assert report.subgraphs == [] and report.coverage == 0
     assert all("runs on cpu" in fb.reason for fb in report.fallback)
+
+
+def _busy(stream, milliseconds=200):
+    """Queue ``milliseconds`` of GPU sleep on ``stream`` (about; 1.5 GHz or faster clocks)."""
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(int(milliseconds * 1.5e6))
+
+
+@pytest.mark.parametrize("new", ["layout", "program"])
+def test_a_table_uploaded_behind_a_busy_stream_is_complete_for_another_stream(new):
+    """Issue 31: bytecode and tensor tables are cached for every stream and thread, so
+    their copy must not wait in the uploading stream's queue. On main 4e310d2 the copy
+    went on the caller's stream: a launch on a second stream read the table before it
+    landed."""
+    k = 1.25 if new == "layout" else 1.5 + torch.rand(()).item()  # a new constant: a new program
+
+    def fn(a, b):
+        return torch.relu(a * b - k) / (b.abs() + 1)
+
+    compiled = torch.compile(fn, backend="gint", dynamic=True)
+    busy, other = torch.cuda.Stream(), torch.cuda.Stream()
+    n = (1 << 20) + 7
+    a, b = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+    if new == "layout":
+        compiled(a[:1000], b[:1000])  # compiled and its bytecode uploaded; n's table is new
+    torch.cuda.synchronize()
+    _busy(busy, 200 if new == "layout" else 3000)  # a new program: its compile happens in the busy time
+    with torch.cuda.stream(busy):
+        first = compiled(a, b)  # uploads what is new here
+    with torch.cuda.stream(other):
+        second = compiled(a, b)  # the same program and layout, launched at once on another stream
+    torch.cuda.synchronize()
+    torch.testing.assert_close(second, fn(a, b))
+    torch.testing.assert_close(first, fn(a, b))
+
+
+def test_a_new_layout_does_not_wait_for_the_callers_stream():
+    compiled = torch.compile(block, backend="gint", dynamic=True)
+    compiled(torch.randn(1000, device="cuda"), torch.randn(1000, device="cuda"))
+    a, b = torch.randn(5003, device="cuda"), torch.randn(5003, device="cuda")
+    torch.cuda.synchronize()
+    _busy(torch.cuda.current_stream())
+    out = compiled(a, b)  # a new layout: its table is uploaded, the GPU is still asleep
+    assert not torch.cuda.current_stream().query(), "the host waited for the caller's stream"
+    torch.testing.assert_close(out, block(a, b))

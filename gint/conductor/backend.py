@@ -18,6 +18,7 @@ import operator
 import torch
 import torch.fx
 from torch._decomp import core_aten_decompositions, get_decompositions
+from torch._dynamo.exc import RestartAnalysis
 from torch._functorch.aot_autograd import aot_module_simplified
 from torch.fx.passes.tools_common import stable_topological_sort
 
@@ -72,6 +73,8 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options)
     takes AOT autograd's boxed calling convention. A graph gint fails on runs eagerly."""
     try:
         forward = compile_forward(gm, options=options)
+    except RestartAnalysis:  # dynamo's own signal to trace again, not a failure
+        raise
     except Exception as error:  # noqa: BLE001 - every ATen graph has an eager path
         forward = run_eagerly(gm, error, "graph from AOT autograd")
     # Dynamo must never trace gint's runtime (launch code, the simulator) when a compiled
@@ -85,18 +88,24 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     a failure leaves ``gm`` as it was (its nodes run eagerly)."""
     device = target_device()
     gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
-    materialize_symbolic_scalars(gm)
-    plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
+    rewrites = materialize_symbolic_scalars(gm)
+    try:
+        plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
+        partitions = []
+        for nodes in plan.partitions:
+            if len(nodes) < options.min_ops:
+                for node in nodes:
+                    plan.fallback[node] = f"in a group of {len(nodes)} op(s), below min_ops={options.min_ops}"
+            else:
+                partitions.append(nodes)
+        rewrites.undo(keep={node for nodes in partitions for node in nodes})  # eager nodes take numbers
+        compiler = GintCompiler()
+        compiled_partitions = [(nodes, compiler.compile(nodes)) for nodes in partitions]
+    except BaseException:
+        rewrites.undo()  # ``gm`` as it was: its nodes run eagerly
+        raise
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     report = active_report()
-    compiler = GintCompiler()
-    compiled_partitions = []
-    for nodes in plan.partitions:
-        if len(nodes) < options.min_ops:
-            for node in nodes:
-                plan.fallback[node] = f"in a group of {len(nodes)} op(s), below min_ops={options.min_ops}"
-            continue
-        compiled_partitions.append((nodes, compiler.compile(nodes)))
     for index, (nodes, compiled) in enumerate(compiled_partitions):
         if report is not None:
             report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly, compiled))
@@ -188,6 +197,8 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
     parsed = Options.parse(options)
     try:
         return _compile(gm, example_inputs, parsed)
+    except RestartAnalysis:  # e.g. AOT's float tensorify pass asking dynamo to trace again
+        raise
     except Exception as error:  # noqa: BLE001 - dynamo's graph always runs eagerly
         return run_eagerly(gm, error, "graph")
 

@@ -10,6 +10,8 @@ same for every size; only the tensor's value changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.fx
 
@@ -24,13 +26,46 @@ def _is_symbolic_number(arg) -> bool:
     return isinstance(arg, torch.fx.Node) and isinstance(arg.meta.get("val"), SYMBOLIC_NUMBERS)
 
 
-def materialize_symbolic_scalars(gm: torch.fx.GraphModule) -> int:
+@dataclass
+class SymbolicRewrites:
+    """The arguments ``materialize_symbolic_scalars`` replaced, so that they can be put
+    back: the rewrite is made before partitioning, and only a node that lands in a gint
+    subgraph may keep its 0-d tensor (an eager ``scalar_tensor(s)`` or ``mul(int, s)``
+    needs the number itself: a Tensor there is an error, or a float32 result)."""
+
+    graph: torch.fx.Graph
+    made: list[tuple[torch.fx.Node, int, torch.fx.Node]] = field(default_factory=list)  # (user, arg index, 0-d tensor)
+
+    def __len__(self) -> int:
+        return len(self.made)
+
+    def undo(self, keep=frozenset()) -> int:
+        """Give every rewritten node not in ``keep`` its symbolic number back, and drop
+        the 0-d tensors nothing reads any more. Returns how many arguments went back."""
+        restored, still, tensors = 0, [], {}
+        for user, index, tensor in self.made:
+            tensors[tensor] = None
+            if user in keep:
+                still.append((user, index, tensor))
+                continue
+            args = list(user.args)
+            args[index] = tensor.args[0]
+            user.args = tuple(args)
+            restored += 1
+        self.made = still
+        for tensor in tensors:
+            if not tensor.users:
+                self.graph.erase_node(tensor)
+        return restored
+
+
+def materialize_symbolic_scalars(gm: torch.fx.GraphModule) -> SymbolicRewrites:
     """Give every lowered operator a 0-d tensor where it took a symbolic number.
 
-    Returns how many arguments were rewritten. Nodes gint cannot lower keep their
-    symbolic arguments untouched.
+    Returns the rewrites made; ``undo`` them for the nodes that end up outside gint's
+    subgraphs. Nodes gint cannot lower keep their symbolic arguments untouched.
     """
-    rewritten = 0
+    rewrites = SymbolicRewrites(gm.graph)
     for node in list(gm.graph.nodes):
         out = lowering.tensor_meta(node)
         if node.op != "call_function" or node.target not in lowering.LOWERINGS or out is None:
@@ -47,9 +82,9 @@ def materialize_symbolic_scalars(gm: torch.fx.GraphModule) -> int:
             with out.fake_mode:
                 tensor.meta["val"] = torch.empty((), dtype=torch.float32, device=out.device)
             args[i] = tensor
-            rewritten += 1
+            rewrites.made.append((node, i, tensor))
         if args != list(node.args):
             node.args = tuple(args)
-    if rewritten:
+    if rewrites:
         gm.graph.lint()
-    return rewritten
+    return rewrites

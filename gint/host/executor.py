@@ -137,9 +137,19 @@ class Executable:
 
 
 _pools: dict[torch.device, object] = {}
+_upload_streams: dict[torch.device, torch.cuda.Stream] = {}
+_upload_lock = threading.Lock()
 
 
 def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``words`` as a tensor on ``device``, complete there before this returns.
+
+    The bytecode and tensor tables are cached per program and layout and then read by
+    launches on any thread's current stream; a copy queued on the uploading thread's
+    stream could still be waiting behind that stream's work when another stream launches
+    a kernel that reads it. So the copy goes on gint's own stream, which holds nothing
+    else, and the host waits for that copy alone (microseconds; once per program and
+    layout), never for the caller's streams."""
     host = torch.tensor(words, dtype=dtype, device="cpu")  # explicit: callers may set a default device
     if device.type == "cpu":
         return host
@@ -152,12 +162,20 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
         )
     # Cached for the life of the program, so allocated from gint's own memory pool: never
     # from a CUDA graph's private pool (CUDA graph trees warm up in one and reject
-    # allocations that outlive the run). Pinned + non_blocking: the host does not wait.
-    pool = _pools.get(device)
-    if pool is None:
-        pool = _pools.setdefault(device, torch.cuda.MemPool())
-    with torch.cuda.use_mem_pool(pool, device=device):
-        return host.pin_memory().to(device, non_blocking=True)
+    # allocations that outlive the run). One upload at a time: torch's allocator ends a
+    # pool's routing by pool id, so two threads inside ``use_mem_pool`` at once could end
+    # each other's.
+    with _upload_lock:
+        pool = _pools.get(device)
+        if pool is None:
+            pool = _pools[device] = torch.cuda.MemPool()
+        stream = _upload_streams.get(device)
+        if stream is None:
+            stream = _upload_streams[device] = torch.cuda.Stream(device)
+        with torch.cuda.use_mem_pool(pool, device=device), torch.cuda.stream(stream):
+            copy = host.pin_memory().to(device, non_blocking=True)
+        stream.synchronize()
+    return copy
 
 
 def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout, row_program: bool) -> None:
