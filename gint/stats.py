@@ -10,6 +10,7 @@ NAMES = (
     "graphs_without_aot",
     "graphs_failed",  # graphs gint could not compile, run eagerly instead
     "subgraphs_run_eagerly",  # subgraph calls with a layout the kernel cannot run
+    "subgraphs_declined",  # subgraph input signatures eager ran faster: they run eagerly (gint.conductor.choice)
     "programs_built",
     "kernel_builds",
     "launches",

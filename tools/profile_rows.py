@@ -18,10 +18,10 @@ def main() -> None:
     x = torch.randn(8192, 4096, device="cuda")
     w = torch.randn(4096, device="cuda")
     streams = [torch.randn(1 << 24, device="cuda") for _ in range(4)]
-    chain8 = torch.compile(chain(4, 8), backend="gint")
+    chain8 = torch.compile(chain(4, 8), backend="gint", options={"eager_when_faster": False})
     cases = {
-        "rms_norm": (torch.compile(lambda x, w: F.rms_norm(x, (4096,), w, 1e-6), backend="gint"), (x, w)),
-        "softmax": (torch.compile(lambda x, w: torch.softmax(x, -1), backend="gint"), (x, w)),
+        "rms_norm": (torch.compile(lambda x, w: F.rms_norm(x, (4096,), w, 1e-6), backend="gint", options={"eager_when_faster": False}), (x, w)),
+        "softmax": (torch.compile(lambda x, w: torch.softmax(x, -1), backend="gint", options={"eager_when_faster": False}), (x, w)),
         "chain_4in_8ops": (chain8, streams),
     }
     for fn, args in cases.values():

@@ -100,7 +100,7 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
                 partitions.append(nodes)
         rewrites.undo(keep={node for nodes in partitions for node in nodes})  # eager nodes take numbers
         compiler = GintCompiler()
-        compiled_partitions = [(nodes, compiler.compile(nodes)) for nodes in partitions]
+        compiled_partitions = [(nodes, compiler.compile(nodes, options.eager_when_faster)) for nodes in partitions]
     except BaseException:
         rewrites.undo()  # ``gm`` as it was: its nodes run eagerly
         raise

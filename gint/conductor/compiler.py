@@ -38,7 +38,9 @@ class GintCompiler:
                 program = self._programs.setdefault(key, program)
         return program
 
-    def compile(self, nodes: list[torch.fx.Node]) -> GintCompiledSubgraph:
+    def compile(self, nodes: list[torch.fx.Node], choose: bool = False) -> GintCompiledSubgraph:
+        """``nodes`` as one compiled subgraph; ``choose``: time it against eager per new
+        input signature and run the faster (``gint.conductor.choice``)."""
         edge = boundary(nodes)
         rows = RowShape.of(nodes, edge.inputs)
         if isinstance(rows, str):
@@ -56,4 +58,5 @@ class GintCompiler:
             ops=[str(node.target) for node in nodes],
             reduce_dims=rows.dims if rows else None,
             eager=EagerNodes(nodes, edge.inputs, edge.outputs),
+            choose=choose,
         )

@@ -19,12 +19,17 @@ class Options:
     - ``direct_inference``: trace inference graphs that need nothing of AOT autograd
       (no gradients, no mutation) with ``make_fx`` and call them without AOT
       autograd's per-call wrapper (default True; see ``gint.conductor.inference``).
+    - ``eager_when_faster``: on a GPU, the first call of a subgraph with a new input
+      signature times it in gint and eagerly and keeps the faster, so gint never makes
+      a subgraph slower than eager (default True; False always runs gint, for
+      benchmarks of the kernel; see ``gint.conductor.choice``).
     """
 
     max_tensors: int = MAX_SLOTS
     min_ops: int = 1
     cuda_graphs: bool = False
     direct_inference: bool = True
+    eager_when_faster: bool = True
 
     @classmethod
     def parse(cls, options: dict | None) -> Options:

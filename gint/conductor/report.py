@@ -46,6 +46,9 @@ class Report:
             lines.append(f"  {'#':>3}  {'tensors':>7}  ops")
             for i, sub in enumerate(self.subgraphs):
                 lines.append(f"  {i:>3}  {sub.num_tensors:>7}  {', '.join(sub.ops)}")
+                for key, decision in getattr(sub.callable, "decisions", {}).items():
+                    shapes = ", ".join(str(tuple(shape)) for shape, _, _ in key)
+                    lines.append(f"  {'':>3}  {'':>7}  inputs {shapes}: {decision}")
         if self.fallback:
             lines.append(f"  eager: {'node':<24} {'op':<32} reason")
             for fb in self.fallback:

@@ -5,10 +5,11 @@ dtype, and its memory order (outputs are laid out like eager PyTorch lays them o
 as the FakeTensor metadata says). Per call it only allocates the outputs on the
 inputs' device, looks up the tensor layout for these input shapes and strides (a
 dict hit after the first call with them), and launches on the current stream. It
-never synchronizes the host. Outputs are fresh tensors, so no autograd version
+never waits for the caller's streams (a new layout's table is copied on gint's own
+stream, ``gint.host.executor``). Outputs are fresh tensors, so no autograd version
 counter or saved tensor can see the kernel's writes. A layout the kernel cannot take
 runs the subgraph's ATen nodes eagerly instead (``gint.conductor.fallback``), with a
-warning.
+warning; so does a signature on which eager measured faster (``gint.conductor.choice``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from gint import stats
+from gint.conductor import choice
 from gint.conductor.reductions import RowShape
 from gint.conductor.report import warn_once
 from gint.host import layout as layouts
@@ -56,6 +58,7 @@ class OutputSpec:
 
 
 _EAGER = object()  # a plan: run the eager twin (the kernel cannot take this layout)
+_DECLINED = object()  # a plan: run the eager twin (it measured faster than gint)
 
 
 def _with_dims(strides: tuple[int, ...], dims, rank: int) -> tuple[int, ...]:
@@ -75,6 +78,7 @@ class GintCompiledSubgraph:
         ops: list[str],
         reduce_dims=None,
         eager=None,
+        choose: bool = False,
     ):
         self.executable = executable
         self.eager = eager  # the same computation in eager PyTorch, for layouts the kernel cannot take
@@ -82,6 +86,8 @@ class GintCompiledSubgraph:
         self.outputs = outputs
         self.ops = ops
         self.reduce_dims = reduce_dims  # a row program's reduced dims of the domain (None: pointwise)
+        self.choose = choose and eager is not None  # time gint against eager per new signature
+        self.decisions: dict[tuple, choice.Decision] = {}  # per input signature, when choosing
         # per input (shape, stride, dtype) key: each output's (shape, strides), and the layout
         self._plans: dict[tuple, tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], layouts.TensorLayout]] = {}
 
@@ -130,10 +136,18 @@ class GintCompiledSubgraph:
         key = tuple((t.shape, t.stride(), t.dtype) for t in inputs)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan_or_eager(inputs)
+            plan = self._plan_or_eager(inputs)
+            if plan is not _EAGER and self.choose:
+                return self._decide(key, plan, inputs)
+            self._plans[key] = plan
         if plan is _EAGER:
             stats.bump("subgraphs_run_eagerly")
             return self.eager(*inputs)
+        if plan is _DECLINED:
+            return self.eager(*inputs)
+        return self._run(plan, inputs)
+
+    def _run(self, plan, inputs) -> tuple[torch.Tensor, ...]:
         out_layouts, layout = plan
         device = inputs[0].device
         outs = tuple(
@@ -141,6 +155,20 @@ class GintCompiledSubgraph:
             for spec, (shape, strides) in zip(self.outputs, out_layouts)
         )
         self.executable.launch_planned(layout, [*inputs, *outs])
+        return outs
+
+    def _decide(self, key: tuple, plan, inputs) -> tuple[torch.Tensor, ...]:
+        """The first call with this signature: time gint against eager and keep the faster."""
+        decision, outs = choice.decide(
+            lambda: self._run(plan, inputs),
+            lambda: self.eager(*inputs),
+            inputs[0].device,
+            list(self.decisions.values()),
+        )
+        self.decisions[key] = decision
+        if not decision.use_gint:
+            stats.bump("subgraphs_declined")
+        self._plans[key] = plan if decision.use_gint else _DECLINED
         return outs
 
     def __repr__(self) -> str:
