@@ -5,6 +5,10 @@ kernel resources, launch overhead, row/column reductions). ``--quick``: a small 
 overhead and copy/add bandwidth only. ``--variants``: kernel-config ablation.
 ``--latency``: cold kernel build, new process, new graph, new shape, CUDA graphs.
 ``--reductions``: rmsnorm, softmax, layer_norm, row and column sums/maxima only.
+``--layouts``: one pointwise chain over the layouts real models produce (head-major
+views, broadcast tables, sliced halves, rotary). ``--models [gpt2,llama,bert]``:
+transformers' models per forward and training step, with a per-subgraph table
+(``gint.bench.models``; needs transformers).
 Writes ``bench-<date>.json`` (device, versions, date, every figure) and PNG plots to
 ``--out`` (default ``reports/``), and prints a summary table.
 """
@@ -86,7 +90,7 @@ def kernel_figures() -> dict:
 
 def summary(report: dict) -> str:
     lines = []
-    cases = report.get("streaming", []) + report.get("reductions", [])
+    cases = report.get("streaming", []) + report.get("reductions", []) + report.get("layouts", [])
     if cases:
         lines.append(f"{'case':<34} {'gint us':>9} {'ind. us':>9} {'eager us':>9} {'gint/copy':>9} "
                      f"{'gint/ind':>8} {'x eager':>7}")
@@ -109,6 +113,9 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation only")
     parser.add_argument("--latency", action="store_true", help="cold start, caches, new graphs and shapes, CUDA graphs")
     parser.add_argument("--reductions", action="store_true", help="row and column reductions only (8192 x 4096)")
+    parser.add_argument("--layouts", action="store_true", help="a pointwise chain over real models' layouts")
+    parser.add_argument("--models", nargs="?", const="gpt2,llama,bert", default=None, metavar="NAMES",
+                        help="transformers models (comma-separated; default gpt2,llama,bert)")
     parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
     parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
@@ -127,7 +134,35 @@ def main(argv=None) -> int:
 
     register_backend()
     report: dict = {"environment": environment()}
-    if args.variants:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.models:
+        from gint.bench import models
+
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(models.MODELS))
+        if unknown:
+            parser.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(models.MODELS)}")
+        report["copy_GBps"] = copy_gbps = suite.copy_bandwidth()
+        report["kernel"] = kernel_figures()
+        path = out / f"bench-models-{report['environment']['date'][:10]}.json"
+
+        def save(results):  # after each model: a run cut short keeps what it measured
+            path.write_text(json.dumps({**report, "models": results}, indent=2) + "\n")
+
+        report["models"] = results = models.run(names, copy_gbps, progress, save)
+        save(results)
+        print("\n".join(models.summary(results)))
+        print(f"wrote {path}")
+        return 0
+    if args.layouts:
+        from gint.bench import layouts
+
+        report["copy_GBps"] = copy_gbps = suite.copy_bandwidth()
+        report["kernel"] = kernel_figures()
+        report["layouts"] = layouts.run(layouts.cases(), copy_gbps, progress)
+        kind = "layouts"
+    elif args.variants:
         from gint.bench import variants
 
         report["variants"] = variants.run()
@@ -156,8 +191,6 @@ def main(argv=None) -> int:
         report["streaming"] = suite.run_streaming(suite.streaming_cases(args.quick), copy_gbps, progress)
         report["reductions"] = rows.run(rows.cases(args.quick), copy_gbps, progress)
         kind = "quick" if args.quick else "suite"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-{kind}-{report['environment']['date'][:10]}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if report.get("reductions"):

@@ -1,0 +1,32 @@
+"""The real-model benchmark's code paths on tiny models (issue 30): every figure it
+reports except the times, under the simulator; ``python -m gint.bench --models`` on a
+GPU adds the times."""
+
+import pytest
+import torch
+
+from gint.bench import models
+from gint.conductor import register_backend
+
+pytest.importorskip("transformers")
+register_backend()
+
+
+@pytest.mark.parametrize("name", models.MODELS)
+def test_tiny_models_match_eager_in_the_bench(target, name):
+    if target.name != "sim":
+        pytest.skip("the GPU runs the full bench")
+    row = models.inference(name, torch.float32, device=target.device, tiny=True)
+    assert row["gint_rel_error"] < 1e-4 and row["gint_kernel_rel_error"] < 1e-4
+    table = models.subgraph_table(name, torch.float32, None, device=target.device, tiny=True)
+    assert table["subgraphs"] >= 1 and table["signatures"] >= 1 and 0 < table["coverage"] <= 1
+    first = table["table"][0]
+    assert first["calls"] >= 1 and first["bytes"] > 0 and first["ops"] and first["runs"]
+
+
+@pytest.mark.gpu
+def test_a_tiny_training_step_matches_eagers_gradients(target):
+    if target.name == "sim":
+        pytest.skip("80 s under the simulator; training graphs are tested in test_conductor")
+    row = models.training("gpt2", device=target.device, tiny=True)
+    assert row["gint_grad_rel_error"] < 1e-4 and row["gint_kernel_grad_rel_error"] < 1e-4
