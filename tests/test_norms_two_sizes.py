@@ -109,7 +109,7 @@ def test_a_failed_compile_gives_every_node_its_number_back(monkeypatch):
     gm = torch.fx.experimental.proxy_tensor.make_fx(f, tracing_mode="symbolic")(torch.randn(5))
     before = [(n.op, str(n.target), tuple(map(str, n.args))) for n in gm.graph.nodes]
 
-    def boom(self, nodes):
+    def boom(self, nodes, *options):
         raise RuntimeError("compile failed")
 
     monkeypatch.setattr(backend.GintCompiler, "compile", boom)
