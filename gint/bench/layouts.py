@@ -7,7 +7,8 @@ over rows of 28 x 28, and the two halves of the last dim (rotate_half's slices);
 plus the rotary embedding itself, ``q * cos + rotate_half(q) * sin``. Each is
 checked against eager and timed against Inductor, eager and the device copy, and
 carries the layout planner's own figure: the share of each tile's elements that
-are domain elements (1.0: every thread has work). gint runs with
+are domain elements (1.0: every thread has work), for the kernel configuration in
+use (``gint.host.launcher.use_launcher`` swaps it). gint runs with
 ``eager_when_faster`` off here (``suite.compare``): this measures the kernel.
 
 ``bytes_moved`` counts each input's distinct elements once (a broadcast table is
@@ -99,14 +100,7 @@ def distinct_bytes(t: torch.Tensor) -> int:
     return math.prod(n for n, st in zip(t.shape, t.stride()) if st != 0) * t.element_size()
 
 
-def busy_fraction(layout, tile_len: int) -> float:
-    """The share of tile elements that are domain elements (1.0: no thread idles), from
-    the layout's own tile count (today one tile holds part of one row)."""
-    tiles = layout.tiles(tile_len) * max(1, math.prod(layout.host_domain))
-    return layout.numel / (tiles * tile_len)
-
-
-def planner_figures(fn: Callable, inputs: list[torch.Tensor], tile_len: int) -> dict:
+def planner_figures(fn: Callable, inputs: list[torch.Tensor], tile_len: int, multi_row: bool) -> dict:
     """The backend's subgraphs for ``fn`` and, per subgraph, the share of tile elements
     with work, as the planner laid them out."""
     import gint
@@ -116,14 +110,15 @@ def planner_figures(fn: Callable, inputs: list[torch.Tensor], tile_len: int) -> 
     for sub in report.subgraphs:
         for plan in sub.callable._plans.values():
             if isinstance(plan, tuple):
-                busy.append(round(busy_fraction(plan[-1], tile_len), 3))
+                busy.append(round(plan[-1].busy_fraction(tile_len, multi_row), 3))
     return {"gint_subgraphs": len(report.subgraphs), "gint_coverage": report.coverage, "busy": busy}
 
 
 def run(case_list: list[LayoutCase], copy_gbps: float, progress) -> list[dict]:
     from gint.host.launcher import launcher_for
 
-    tile_len = launcher_for(0).tile_len
+    launcher = launcher_for(0)
+    tile_len, multi_row = launcher.tile_len, launcher.config.multi_row_tiles
     results = []
     for case in progress(case_list):
         torch._dynamo.reset()
@@ -137,7 +132,7 @@ def run(case_list: list[LayoutCase], copy_gbps: float, progress) -> list[dict]:
             "strides": [list(t.stride()) for t in sets[0]],
             "bytes": moved,
         }
-        row.update(planner_figures(case.fn, sets[0], tile_len))
+        row.update(planner_figures(case.fn, sets[0], tile_len, multi_row))
         torch._dynamo.reset()
         row.update(compare(case.fn, sets, torch.bfloat16, moved, copy_gbps))
         results.append(row)

@@ -22,6 +22,7 @@ from gint import abi, isa, stats
 from gint.host import layout as layouts
 from gint.host.program import Program, encode
 from gint.host.verifier import verify
+from gint.kernel.config import DEFAULT
 from gint.kernel.target import SIMULATOR
 
 # The simulator runs each thread as a Python thread: launches stay small, but a block has
@@ -29,6 +30,7 @@ from gint.kernel.target import SIMULATOR
 # is exercised on the CPU too.
 SIM_BLOCK = 64
 SIM_MAX_GRID = 2
+SIM_CONFIG = DEFAULT  # the kernel configuration the simulator runs (tests switch paths on here)
 _simulator_lock = threading.Lock()  # Numba's simulator runs one kernel at a time
 
 
@@ -126,7 +128,8 @@ class Executable:
         from gint.host.launcher import launcher_for
 
         launcher = launcher_for(device.index)
-        grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, self.row_program))
+        multi_row = launcher.config.multi_row_tiles
+        grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, self.row_program, multi_row))
         current = self._launches.get((device, layout))
         if current is not None and current.launcher is launcher:
             return current
@@ -179,15 +182,16 @@ def _upload(words: list[int], dtype: torch.dtype, device: torch.device) -> torch
 
 
 def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int], layout, row_program: bool) -> None:
-    from gint.kernel.config import DEFAULT
     from gint.kernel.interpreter import simulator_kernel
 
     from gint.kernel.memory import reset_warp_barriers
 
-    grid = max(1, min(layout.blocks(SIM_BLOCK, SIM_BLOCK * DEFAULT.ept, row_program), SIM_MAX_GRID))
+    config = SIM_CONFIG
+    blocks = layout.blocks(SIM_BLOCK, SIM_BLOCK * config.ept, row_program, config.multi_row_tiles)
+    grid = max(1, min(blocks, SIM_MAX_GRID))
     with _simulator_lock:
         reset_warp_barriers()
-        simulator_kernel()[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
+        simulator_kernel(config)[grid, SIM_BLOCK](code.numpy(), table.numpy(), *bases)
     stats.bump("launches")
 
 

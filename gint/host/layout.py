@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gint import abi
+from gint.kernel.tiles import tile_rows
 
 
 class LayoutError(ValueError):
@@ -63,14 +64,26 @@ class TensorLayout:
     def rows(self) -> int:
         return math.prod(self.domain[:-1])
 
-    def tiles(self, tile_len: int) -> int:
-        """How many tiles of ``tile_len`` row elements cover the domain."""
-        return self.rows * -(-self.domain[-1] // tile_len)
+    def tile_rows(self, tile_len: int, multi_row: bool = False) -> int:
+        """Rows of the domain one tile of ``tile_len`` elements holds: 1, or with
+        multi-row tiles (``KernelConfig.multi_row_tiles``) ``gint.kernel.tiles``'s count."""
+        return tile_rows(self.domain[-1], tile_len) if multi_row and self.rows > 1 else 1
 
-    def blocks(self, block: int, tile_len: int, row_program: bool) -> int:
+    def tiles(self, tile_len: int, multi_row: bool = False) -> int:
+        """How many tiles of ``tile_len`` elements cover the domain (the kernel's count)."""
+        per_tile = self.tile_rows(tile_len, multi_row)
+        if per_tile == 1:
+            return self.rows * -(-self.domain[-1] // tile_len)
+        return math.prod(self.domain[:-2]) * -(-self.domain[-2] // per_tile)
+
+    def busy_fraction(self, tile_len: int, multi_row: bool = False) -> float:
+        """The share of tile elements that are domain elements (1.0: no thread idles)."""
+        return self.numel / (self.tiles(tile_len, multi_row) * tile_len * max(1, math.prod(self.host_domain)))
+
+    def blocks(self, block: int, tile_len: int, row_program: bool, multi_row: bool = False) -> int:
         """Blocks of ``block`` threads with work: one per tile, or, for a row program
         (a warp per row), one per ``block // 32`` rows."""
-        return -(-self.rows // (block // 32)) if row_program else self.tiles(tile_len)
+        return -(-self.rows // (block // 32)) if row_program else self.tiles(tile_len, multi_row)
 
 
 def broadcast_strides(shape: Sequence[int], strides: Sequence[int], domain: Sequence[int]) -> list[int]:

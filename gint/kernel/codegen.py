@@ -51,7 +51,7 @@ MAX_WARPS = 32  # per block (1024 threads)
 _SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
-class _Generator(RowCases):
+class Generator(RowCases):
     """Writes the kernel for one ``KernelConfig``."""
 
     def __init__(self, config: KernelConfig):
@@ -94,25 +94,49 @@ class _Generator(RowCases):
         """A LOAD or STORE: one vector access per run on a whole tile of a vector slot,
         element by element with checks otherwise (row ends, offsets, other layouts).
         ``direct_access(g)`` and ``general_access(g)`` write run ``g``'s statement."""
-        direct = ["start = base + ((row_start + chunk_start) << element_shift(mode))"]
+        direct = ["start = base + ((row_start + chunk_start) << element_shift(mode))", *self.direct_prologue()]
         direct += [direct_access(g) for g in range(self.groups)]
-        general = self.general_prologue() + [general_access(g) for g in range(self.groups)]
+        general = self.general_prologue()
+        for g in range(self.groups):
+            general += [*self.run_prologue(g), general_access(g)]
         return self.slot_prologue() + ["if full and offset == 0 and mode >= 0:", *indent(direct), "else:", *indent(general)]
+
+    def direct_prologue(self) -> list[str]:
+        """More set-up of a whole tile's vector accesses (a hook for gint.kernel.tilecode)."""
+        return []
+
+    def run_prologue(self, g: int) -> list[str]:
+        """Lines before run ``g``'s checked access (a hook for gint.kernel.tilecode)."""
+        return []
+
+    def tile_offset(self, g: int) -> str:
+        """Run ``g``'s element offset from a whole tile's start."""
+        return f"e{g}"
+
+    def row_position(self, g: int) -> str:
+        """Run ``g``'s row start, step, element index and row end in a checked access;
+        ``limit`` is the row end a store may write up to."""
+        return f"row_start, step, chunk_start + e{g} + offset"
+
+    def row_end(self, g: int, limit: str) -> str:
+        """Where run ``g``'s row ends for a checked access (``limit``: the row's end)."""
+        return limit
 
     def load(self, depth: int) -> list[str]:
         return self.memory(
-            lambda g: f"{self.group(depth, g)} = load_tile_group(start, mode, e{g})",
-            lambda g: f"{self.group(depth, g)} = load_group(base, dtype, row_start, step, chunk_start + e{g} + offset, row)",
+            lambda g: f"{self.group(depth, g)} = load_tile_group(start, mode, {self.tile_offset(g)})",
+            lambda g: f"{self.group(depth, g)} = load_group(base, dtype, {self.row_position(g)}, {self.row_end(g, 'row')})",
         )
 
     def store(self, depth: int) -> list[str]:
         # element i + offset gets the value of element i, for i inside the row: with a
         # negative offset, positions past the row's end (in its last tile) store nothing
         lines = self.memory(
-            lambda g: f"store_tile_group(start, mode, e{g}, {self.group(depth - 1, g)})",
-            lambda g: f"store_group(base, dtype, row_start, step, chunk_start + e{g} + offset, limit, {self.group(depth - 1, g)})",
+            lambda g: f"store_tile_group(start, mode, {self.tile_offset(g)}, {self.group(depth - 1, g)})",
+            lambda g: f"store_group(base, dtype, {self.row_position(g)}, {self.row_end(g, 'limit')}, {self.group(depth - 1, g)})",
         )
-        general = len(lines) - self.groups  # after the general branch's prologue
+        # after the general branch's prologue
+        general = len(lines) - sum(1 + len(self.run_prologue(g)) for g in range(self.groups))
         return lines[:general] + [INDENT + "limit = row + offset if offset < 0 else row"] + lines[general:]
 
     def const(self, depth: int) -> list[str]:
@@ -214,6 +238,7 @@ class _Generator(RowCases):
             f"sh_vector = cuda.shared.array({MAX_SLOTS}, int32)",
             # per warp and slot: where the slot's current row starts (domains of several rows)
             f"sh_row_start = cuda.shared.array({MAX_WARPS * MAX_SLOTS}, int64)",
+            *self.more_shared_arrays(),
             # the simulator's stand-in for warp shuffles (unused on the GPU)
             f"sh_exchange = cuda.shared.array({MAX_WARPS * 32}, float32)",
             "tid = cuda.threadIdx.x",
@@ -226,10 +251,7 @@ class _Generator(RowCases):
             f"if tid < {MAX_SLOTS * dims}:",
             INDENT + f"sh_stride[tid] = table[{header} + (tid // {dims}) * {rec} + 1 + tid % {dims}]",
             "cuda.syncthreads()",
-            # once per launch, per slot: may whole tiles move with one vector access per run?
-            f"if tid < {MAX_SLOTS}:",
-            INDENT + f"sh_vector[tid] = vector_mode(sh_dtype[tid], sh_base[tid], {strides})",
-            "cuda.syncthreads()",
+            *self.vector_modes(strides),
             f"row = table[{dims - 1}]",
             f"stream_mask = code[{abi.CODE_STREAM_MASK}]",
             f"row_program = code[{abi.CODE_ROW_PROGRAM}] != 0",
@@ -244,19 +266,39 @@ class _Generator(RowCases):
             "else:",
             *indent(["width = cuda.blockDim.x", "first = tid", "tile = int32(cuda.blockIdx.x)", "tile_step = int32(cuda.gridDim.x)"]),
             f"tile_len = width * {self.ept}",
-            "grid_len = tile_step * tile_len",
-            # tile counters are 32-bit (2^31 tiles of 2048+ elements is beyond any GPU's memory)
-            "tiles_per_row = int32(1) if row_program else int32((row + tile_len - 1) // tile_len)",
-            f"rows = {' * '.join(f'table[{d}]' for d in range(dims - 1))}",
-            "n_tiles = int32(rows * tiles_per_row)",
+            *self.tile_counts(strides),
             "single_row = rows == 1 and not row_program",
             # element offsets, within a tile, of this thread's vector runs
             f"e0 = int32(first * {self.vec})",
-            *[f"e{g} = e0 + {g * self.vec} * width" for g in range(1, self.groups)],
+            *[f"e{g} = {self.run_start(g)}" for g in range(1, self.groups)],
             # stack registers are defined once; the verifier proves no program reads one before writing it
             *[f"{stack_var(p, k)} = fresh(ZERO)" for p in range(MAX_DEPTH) for k in range(self.ept)],
         ]
         return [f"def {abi.KERNEL_NAME}(code, table, {bases}):"] + indent(body)
+
+    def more_shared_arrays(self) -> list[str]:
+        return []
+
+    def vector_modes(self, strides: str) -> list[str]:
+        """Once per launch, per slot: may whole tiles move with one vector access per run?"""
+        return [
+            f"if tid < {MAX_SLOTS}:",
+            INDENT + f"sh_vector[tid] = vector_mode(sh_dtype[tid], sh_base[tid], {strides})",
+            "cuda.syncthreads()",
+        ]
+
+    def tile_counts(self, strides: str) -> list[str]:
+        """``rows``, the tiles of a row and of the domain, and ``grid_len``."""
+        return [
+            "grid_len = tile_step * tile_len",
+            # tile counters are 32-bit (2^31 tiles of 2048+ elements is beyond any GPU's memory)
+            "tiles_per_row = int32(1) if row_program else int32((row + tile_len - 1) // tile_len)",
+            f"rows = {' * '.join(f'table[{d}]' for d in range(MAX_DIMS - 1))}",
+            "n_tiles = int32(rows * tiles_per_row)",
+        ]
+
+    def run_start(self, g: int) -> str:
+        return f"e0 + {g * self.vec} * width"
 
     def prefetch(self) -> list[str]:
         """Threads 0..MAX_SLOTS-1 ask for their streamed slot's tile ``prefetch`` grid
@@ -276,24 +318,44 @@ class _Generator(RowCases):
         of the row; lanes 0..MAX_SLOTS-1 of each warp write where each slot's row starts
         to the warp's records (read by LOAD/STORE: no registers held across the program)."""
         outer = MAX_DIMS - 1
-        lines = ["rest = tile // tiles_per_row", "chunk = int32(tile - rest * tiles_per_row)"]
-        for d in reversed(range(outer)):
-            # sizes re-read from the table here, not held in registers for the whole kernel
-            lines += ["o0 = rest"] if d == 0 else [f"o{d} = rest % table[{d}]", f"rest = rest // table[{d}]"]
+        lines = [*self.tiles_per_row(), "rest = tile // tiles_per_row", "chunk = int32(tile - rest * tiles_per_row)"]
+        lines += self.outer_coordinates()
         row_start = " + ".join(f"o{d} * sh_stride[lane * {MAX_DIMS} + {d}]" for d in range(outer))
         return lines + [
             "warp_sync()",  # the warp's lanes are done reading the last tile's records
             f"if lane < {MAX_SLOTS}:",
             INDENT + f"sh_row_start[warp_records + lane] = {row_start}",
+            *self.more_row_records(),
             "warp_sync()",
         ]
+
+    def tiles_per_row(self) -> list[str]:
+        return []
+
+    def outer_coordinates(self) -> list[str]:
+        """``rest`` (the row's number) split into coordinates o0..o2 of the dims outside it."""
+        lines = []
+        for d in reversed(range(MAX_DIMS - 1)):
+            # sizes re-read from the table here, not held in registers for the whole kernel
+            lines += ["o0 = rest"] if d == 0 else [f"o{d} = rest % table[{d}]", f"rest = rest // table[{d}]"]
+        return lines
+
+    def more_row_records(self) -> list[str]:
+        return []
+
+    def whole_tile(self) -> str:
+        """Whether the tile's every element is in the domain (no checks needed)."""
+        return "chunk_start + tile_len <= row"
+
+    def tiles_left(self) -> str:
+        return "tile < n_tiles"
 
     def tile_loop(self) -> list[str]:
         lines = ["if single_row:", INDENT + "chunk = int32(tile)", "else:", *indent(self.row_starts())]
         # the chunk loop: a tile runs once; a row program's NEXTCHUNK comes back here
         chunk = [
             "chunk_start = int64(chunk) * tile_len",
-            "full = chunk_start + tile_len <= row",
+            f"full = {self.whole_tile()}",
             *self.prefetch(),
             "key = code[pc]",
             "arg = code[pc + 1]",
@@ -304,7 +366,7 @@ class _Generator(RowCases):
         chunk += indent(loop + ["key = next_key", "arg = next_arg"])
         lines += [f"pc = {abi.CODE_HEADER}", "while pc >= 0:", *indent(chunk)]
         lines.append("tile = int32(tile + tile_step)")
-        return indent(["while tile < n_tiles:"] + indent(lines))
+        return indent([f"while {self.tiles_left()}:"] + indent(lines))
 
     def source(self) -> str:
         memory = ["load_group", "store_group", "load_tile_group", "store_tile_group", "vector_mode", "element_shift"]
@@ -315,10 +377,15 @@ class _Generator(RowCases):
             "from numpy import float32, int32, int64, uint64",
             f"from gint.kernel.device import {helpers}",
             "from gint.kernel.memory import bits_to_f32, fresh, shuffle_xor, warp_sync",
+            *self.more_imports(),
             "",
             "ZERO = float32(0.0)",
         ]
         return "\n".join(head) + "\n\n\n" + "\n".join(self.prologue() + self.tile_loop()) + "\n"
+
+
+    def more_imports(self) -> list[str]:
+        return []
 
 
 def _called_names(expression: str, operands) -> set[str]:
@@ -341,7 +408,11 @@ def expression_helpers() -> list[str]:
 @lru_cache(maxsize=None)
 def kernel_source(config: KernelConfig = DEFAULT) -> str:
     """The whole interpreter module source, deterministic for a given ISA, ABI and config."""
-    return _Generator(config).source()
+    if config.multi_row_tiles:
+        from gint.kernel.tilecode import TiledGenerator
+
+        return TiledGenerator(config).source()
+    return Generator(config).source()
 
 
 def source_digest(config: KernelConfig = DEFAULT) -> str:
@@ -351,6 +422,7 @@ def source_digest(config: KernelConfig = DEFAULT) -> str:
 
     digest = hashlib.sha256(kernel_source(config).encode())
     here = Path(__file__).parent
-    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py", "switches.py"):
+    tiles = ("tiles.py", "tilemem.py") if config.multi_row_tiles else ()
+    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py", "switches.py", *tiles):
         digest.update((here / dependency).read_bytes())
     return digest.hexdigest()[:16]

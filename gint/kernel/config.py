@@ -7,7 +7,7 @@ the same run. Each configuration is one build, cached on disk like the default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class KernelConfig:
     prefetch: int = 1  # bulk-prefetch into L2 the tile this many grid strides ahead (0: off; sm_90+)
     max_registers: int = 128  # per thread: 2 resident blocks of 256 threads per SM (ptxas .maxnreg)
     backend: str = "nvptx"  # LLVM IR -> PTX: "nvptx" (LLVM, jump-table dispatch) or "nvvm" (compare trees)
+    # a tile holds several rows shorter than half a tile (gint.kernel.tiles, gint.kernel.tilecode);
+    # off until the GPU confirms it (issue 29)
+    multi_row_tiles: bool = field(default=False, repr=False)  # out of repr: the default source stays as shipped
 
     def __post_init__(self):
         if self.vec != 4 or self.ept % self.vec or self.ept <= 0:
@@ -30,7 +33,8 @@ class KernelConfig:
 
     @property
     def tag(self) -> str:
-        return f"e{self.ept}v{self.vec}p{self.prefetch}r{self.max_registers}-{self.backend}"
+        tiles = "-rows" if self.multi_row_tiles else ""
+        return f"e{self.ept}v{self.vec}p{self.prefetch}r{self.max_registers}-{self.backend}{tiles}"
 
 
 DEFAULT = KernelConfig()
