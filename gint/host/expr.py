@@ -2,12 +2,15 @@
 FX graphs into, before stack scheduling turns them into instructions.
 
 A ``Node`` is an instruction of ``gint.isa`` that pushes one value, with its
-operand nodes. Nodes are immutable and compare structurally, so building the same
-expression twice yields equal nodes: common subexpressions merge for free.
+operand nodes. Nodes are immutable and hash-consed, so building the same expression
+twice yields the same node: common subexpressions merge for free, and equality and
+hashing cost O(1).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 from gint import isa
@@ -28,37 +31,80 @@ MATH = "MATH"  # a node applying ``isa.FUNCTIONS[operand]`` to its operands (PAR
 REDUCE = "REDUCE"
 
 
-@dataclass(frozen=True, eq=True)
 class Node:
-    op: str
-    args: tuple[Node, ...] = ()
-    operand: int = 0
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
+    """An immutable expression node, hash-consed: building an expression equal to one
+    that is alive returns that very object. Equality is therefore identity, and hashing
+    and comparing cost O(1) whatever the depth (structural equality on a shared DAG is
+    exponential: two fresh 22-deep SiLU chains took 8.7 s to compare)."""
 
-    def __post_init__(self):
-        if self.op == MATH:
-            fn = isa.FUNCTION_BY_CODE.get(self.operand)
-            if fn is None:
-                raise ValueError(f"no math function with code {self.operand}")
-            arity = fn.arity
-        elif self.op == REDUCE:
-            if self.operand not in isa.REDUCTION_BY_CODE:
-                raise ValueError(f"no reduction with code {self.operand}")
-            arity = 1
-        elif self.op in VALUE_OPS:
-            arity = isa.BY_NAME[self.op].pops
-        else:
-            raise ValueError(f"{self.op} is not a value-producing instruction")
-        if len(self.args) != arity:
-            raise ValueError(f"{self.op} takes {arity} operand(s), got {len(self.args)}")
-        object.__setattr__(self, "_hash", hash((self.op, self.args, self.operand)))
+    __slots__ = ("op", "args", "operand", "_hash", "__weakref__")
+    _interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+    _lock = threading.Lock()
+
+    def __new__(cls, op: str, args: tuple[Node, ...] = (), operand: int = 0):
+        args = tuple(args)
+        key = (op, args, operand)  # args are interned: the tuple compares by identity
+        node = cls._interned.get(key)
+        if node is not None:
+            return node
+        _check(op, args, operand)
+        node = object.__new__(cls)
+        object.__setattr__(node, "op", op)
+        object.__setattr__(node, "args", args)
+        object.__setattr__(node, "operand", operand)
+        object.__setattr__(node, "_hash", hash(key))
+        with cls._lock:
+            return cls._interned.setdefault(key, node)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Node is immutable (tried to set {name})")
 
     def __hash__(self) -> int:
         return self._hash
 
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __ne__(self, other) -> bool:
+        return self is not other
+
+    def __reduce__(self):  # copies and pickles come back interned
+        return (Node, (self.op, self.args, self.operand))
+
+    def __repr__(self) -> str:
+        return _repr(self, 3)
+
     @property
     def is_leaf(self) -> bool:
         return not self.args
+
+
+def _repr(node: Node, depth: int) -> str:
+    """``node`` as its constructor call, operands ``depth`` levels deep (deeper: ``...``)."""
+    if depth == 0:
+        return "..."
+    args = ", ".join(_repr(a, depth - 1) for a in node.args)
+    return f"Node(op={node.op!r}, args=({args}{',' if len(node.args) == 1 else ''}), operand={node.operand!r})"
+
+
+def _check(op: str, args: tuple, operand: int) -> None:
+    if op == MATH:
+        fn = isa.FUNCTION_BY_CODE.get(operand)
+        if fn is None:
+            raise ValueError(f"no math function with code {operand}")
+        arity = fn.arity
+    elif op == REDUCE:
+        if operand not in isa.REDUCTION_BY_CODE:
+            raise ValueError(f"no reduction with code {operand}")
+        arity = 1
+    elif op in VALUE_OPS:
+        arity = isa.BY_NAME[op].pops
+    else:
+        raise ValueError(f"{op} is not a value-producing instruction")
+    if len(args) != arity:
+        raise ValueError(f"{op} takes {arity} operand(s), got {len(args)}")
+    if not all(isinstance(a, Node) for a in args):
+        raise TypeError(f"{op}'s operands must be Nodes")
 
 
 def load(slot: int, offset: int = 0) -> Node:
@@ -128,6 +174,24 @@ class Store:
     value: Node
     offset: int = 0
     per_row: bool = False
+
+
+def run_iteratively(call):
+    """The result of ``call``, a generator written as a recursive function whose
+    recursive calls are ``yield``ed generators (``value = yield self._f_steps(arg)``):
+    they run on an explicit stack, so no pass recurses as deep as the expression (a
+    chain of 320 operators used to overflow Python's stack)."""
+    stack, value = [call], None
+    while stack:
+        try:
+            callee = stack[-1].send(value)
+        except StopIteration as done:
+            stack.pop()
+            value = done.value
+            continue
+        stack.append(callee)
+        value = None
+    return value
 
 
 def postorder(roots, stop=frozenset()) -> list[Node]:

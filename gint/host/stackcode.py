@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gint import isa
-from gint.host.expr import COMMUTATIVE, MATH, REDUCE, Accumulate, Node, Store, postorder
+from gint.host.expr import COMMUTATIVE, MATH, REDUCE, Accumulate, Node, Store, postorder, run_iteratively
 
 _UNPARK = isa.BY_NAME["UNPARK"].opcode
 
@@ -80,16 +80,21 @@ def zero_outside_row(node: Node) -> bool:
     """Whether ``node`` is 0 at elements past the row's end (loads there give 0), so a
     sum needs no ROWMASK. Only sums, differences and products of such values qualify (a
     product with anything else could be 0 * inf), and products with finite constants."""
+    return run_iteratively(_zero_outside_row_steps(node))
+
+
+def _zero_outside_row_steps(node: Node):
     if node.op == "LOAD":
         return isa.decode_slot(node.operand)[1] == 0
     if node.op == "CONST":
         return False
-    if node.op == "MUL":
-        return all(zero_outside_row(arg) or _finite_const(arg) for arg in node.args) and any(
-            zero_outside_row(arg) for arg in node.args
-        )
-    if node.op in ("ADD", "SUB", "NEG"):
-        return all(zero_outside_row(arg) for arg in node.args)
+    if node.op in ("MUL", "ADD", "SUB", "NEG"):
+        zero = []
+        for arg in node.args:
+            zero.append((yield _zero_outside_row_steps(arg)))
+        if node.op == "MUL":
+            return all(z or _finite_const(arg) for z, arg in zip(zero, node.args)) and any(zero)
+        return all(zero)
     return False
 
 
@@ -198,13 +203,18 @@ class _Scheduler:
 
     def _need(self, node: Node) -> int:
         """Stack entries needed to evaluate ``node`` on top of the stack."""
+        return run_iteratively(self._need_steps(node))
+
+    def _need_steps(self, node: Node):
         if node in self.position or node.is_leaf:
             return 1
         immediate = immediate_form(node)
         if immediate is not None:
-            return self._need(immediate[1])
+            return (yield self._need_steps(immediate[1]))
         if node not in self.need:
-            needs = [self._need(arg) for arg in node.args]
+            needs = []
+            for arg in node.args:
+                needs.append((yield self._need_steps(arg)))
             best = max(n + i for i, n in enumerate(needs))
             if len(needs) == 2:
                 best = min(best, max(needs[1], needs[0] + 1))
@@ -230,35 +240,41 @@ class _Scheduler:
 
     def _push(self, node: Node) -> None:
         """Leave the value of ``node`` on top of the stack."""
+        run_iteratively(self._push_steps(node))
+
+    def _compute(self, node: Node) -> None:
+        run_iteratively(self._compute_steps(node))
+
+    def _push_steps(self, node: Node):
         if node in self.position:
             self._emit("PICK", self.depth - 1 - self.position[node])
             return
         if node.is_leaf:
             self._emit(node.op, node.operand)
             return
-        self._compute(node)
+        yield self._compute_steps(node)
 
-    def _compute(self, node: Node) -> None:
+    def _compute_steps(self, node: Node):
         immediate = immediate_form(node)
         if immediate is not None:
             name, operand, bits = immediate
-            self._push(operand)
+            yield self._push_steps(operand)
             self._emit(name, bits)
             return
         if node.op == REDUCE:
             raise ValueError("a reduction's value is used before its row program computed it")
         args = node.args
         if len(args) == 2 and args[0] == args[1] and args[0] not in self.position:
-            self._push(args[0])
+            yield self._push_steps(args[0])
             self._emit("DUP")
         elif len(args) == 2 and self._need(args[1]) > self._need(args[0]):
-            self._push(args[1])
-            self._push(args[0])
+            yield self._push_steps(args[1])
+            yield self._push_steps(args[0])
             if node.op not in COMMUTATIVE:
                 self._emit("SWAP")
         else:
             for arg in args:
-                self._push(arg)
+                yield self._push_steps(arg)
         if node.op == MATH:
             self._emit("PARK" if len(args) == 1 else "PARK2")
             self._emit("MATH", node.operand)
