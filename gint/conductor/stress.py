@@ -155,6 +155,8 @@ def run(backends, scenarios, thread_counts, iterations: int, device, numel: int,
                 for i in range(iterations):
                     torch._dynamo.reset()  # a new constant per round: past 8, dynamo would stop compiling
                     total.merge(run_round(backend, scenario, threads, device, numel, 1.0 + i / 1024, streams))
+                    if (i + 1) % 50 == 0 and i + 1 < iterations:  # a run cut short still says what it saw
+                        progress(f"  after {i + 1} rounds: " + summary_line(backend, scenario, threads, total))
                 results[(backend, scenario, threads)] = total
                 after = gint.counters()
                 ran = {name: after[name] - before[name] for name in ("launches", "graphs_failed", "subgraphs_run_eagerly")}
