@@ -7,6 +7,8 @@ the simulated kernel, small sizes) or ``gpu`` (CUDA tensors, large sizes, marked
 """
 
 import os
+import shutil
+import tempfile
 
 import torch
 
@@ -59,9 +61,36 @@ def _gint_runs_every_subgraph(monkeypatch):
     monkeypatch.setattr(choice, "timer", lambda run_gint, run_eager: (0.0, 1.0, run_gint(), None))
 
 
-def pytest_collection_finish(session):
-    """Start the kernel build in the background if its tests are going to run."""
-    if any(item.nodeid.startswith("tests/test_kernel_build.py") for item in session.items):
+_BUILD_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """The controller (or a run without xdist) makes the directory of this run's kernel
+    build job (``kernel_build_job``); xdist workers get it through ``workerinput``."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[_BUILD_DIR] = tempfile.mkdtemp(prefix="gint-kernel-build-")
+    elif "gint_kernel_build_dir" in workerinput:
+        config.stash[_BUILD_DIR] = workerinput["gint_kernel_build_dir"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["gint_kernel_build_dir"] = node.config.stash[_BUILD_DIR]
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "workerinput", None) is None and _BUILD_DIR in config.stash:
         import kernel_build_job
 
-        kernel_build_job.start()
+        kernel_build_job.stop(config.stash[_BUILD_DIR])
+        shutil.rmtree(config.stash[_BUILD_DIR], ignore_errors=True)
+
+
+def pytest_collection_finish(session):
+    """Start the kernel build in the background if its tests are going to run here; under
+    xdist every worker asks, and the first one starts the run's single job."""
+    if any("ptxas_report" in getattr(item, "fixturenames", ()) for item in session.items):
+        import kernel_build_job
+
+        kernel_build_job.start(session.config.stash.get(_BUILD_DIR, None))

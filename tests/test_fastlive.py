@@ -284,9 +284,9 @@ def test_numba_compiles_with_it_installed():
         assert njit(_loops)(np.arange(4.0), 4) == _loops(np.arange(4.0), 4)
 
 
-def test_the_kernel_build_installs_it(monkeypatch, tmp_path):
-    """``ptx(from_source=True)`` builds with the solver in place, and only while it builds.
-    (Numba's part is stubbed.)"""
+def test_the_kernel_build_installs_it_and_reuses_the_dev_cache(monkeypatch, tmp_path):
+    """``ptx(from_source=True)`` builds once per source digest, with the solver in place
+    only during the build; ``rebuild=True`` builds again. (Numba's part is stubbed.)"""
     import contextlib
 
     from gint.kernel import interpreter, nvptx
@@ -305,5 +305,9 @@ def test_the_kernel_build_installs_it(monkeypatch, tmp_path):
     monkeypatch.setattr(nvptx, "kernel_llvm_ir", llvm_ir)
     monkeypatch.setattr(nvptx, "ptx_from_llvm_ir", lambda modules, cc: ".entry k(\n)\n{\n}\n")
 
-    assert ".maxnreg" in interpreter.ptx((9, 0), from_source=True)
-    assert builds == [True] and not fastlive.is_installed()
+    first = interpreter.ptx((9, 0), from_source=True)
+    assert builds == [True] and ".maxnreg" in first and not fastlive.is_installed()
+    assert interpreter.ptx((9, 0), from_source=True) == first and builds == [True]  # the dev cache
+    assert interpreter.ptx((9, 0)) == first and builds == [True]  # the cache comes before the shipped PTX
+    interpreter.ptx((9, 0), rebuild=True)
+    assert builds == [True, True] and not fastlive.is_installed()

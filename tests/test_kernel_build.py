@@ -61,3 +61,25 @@ def _same_build(ptx, cubin) -> bool:
         out = Path(tmp) / "k.cubin"
         subprocess.run([find_ptxas(), "-arch=sm_90", str(ptx), "-o", str(out)], check=True)
         return out.read_bytes() == cubin.read_bytes()
+
+
+def test_one_build_job_per_test_run(tmp_path):
+    """Every xdist worker calls ``kernel_build_job.start`` with the run's directory: one
+    job starts, and every process reads its report."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = (
+        "import json, sys, kernel_build_job as job\n"
+        "job.command = lambda: [sys.executable, '-c', 'import json, os; print(json.dumps({\"pid\": os.getpid()}))']\n"
+        f"job.start({str(tmp_path)!r})\n"
+        "print(json.dumps(job.report()))\n"
+    )
+    env = {"PYTHONPATH": str(Path(__file__).parent), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-c", worker]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    reports = [json.loads(w.communicate(timeout=60)[0]) for w in workers]
+    assert len({r["pid"] for r in reports}) == 1, reports
+    assert (tmp_path / "status").read_text() == "0"

@@ -1,5 +1,10 @@
-"""``python -m gint.kernel --ptxas [--json] [--cc 9.0] [--from-source]``: the interpreter's
-register, spill, stack and shared-memory usage from ptxas (no GPU needed).
+"""``python -m gint.kernel --ptxas [--json] [--cc 9.0] [--from-source | --rebuild]``: the
+interpreter's register, spill, stack and shared-memory usage from ptxas (no GPU needed).
+
+``--from-source`` checks Numba's build of the current source instead of the shipped PTX:
+it builds (about a minute) unless the dev cache (``$GINT_CACHE_DIR``, else
+``~/.cache/gint``) already holds a build of this exact source digest, which it reuses
+(seconds). ``--rebuild`` always builds and replaces the cached copy.
 
 ``python -m gint.kernel --prebuild``: build the PTX for sm_90 from source and store it
 and its cubin (ptxas) in the package (``gint/kernel/prebuilt``), replacing those of
@@ -19,7 +24,7 @@ def prebuild() -> int:
     cc = (9, 0)
     config = for_capability(cc, DEFAULT)
     target = interpreter.prebuilt_path(cc, config)
-    text = interpreter.ptx(cc, config, from_source=not interpreter.ptx_cache_path(cc, config).exists())
+    text = interpreter.ptx(cc, config, from_source=True)  # the dev cache's build of this source, if any
     cubin = interpreter.prebuilt_cubin_path(cc, config)
     interpreter.PREBUILT_DIR.mkdir(exist_ok=True)
     for stale in interpreter.PREBUILT_DIR.glob("gint_*"):
@@ -40,7 +45,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ptxas", action="store_true", help="report ptxas resource usage")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--cc", default="9.0", help="compute capability (default 9.0, the H100)")
-    parser.add_argument("--from-source", action="store_true", help="build with Numba even if PTX is shipped")
+    parser.add_argument(
+        "--from-source", action="store_true", help="Numba's build of this source (cached), not the shipped PTX"
+    )
+    parser.add_argument("--rebuild", action="store_true", help="build with Numba even if this source's build is cached")
     parser.add_argument("--prebuild", action="store_true", help="build and store the shipped PTX for sm_90")
     args = parser.parse_args(argv)
     if not (args.ptxas or args.prebuild):
@@ -54,7 +62,7 @@ def main(argv=None) -> int:
     from gint.kernel.resources import measure
 
     major, minor = (int(p) for p in args.cc.split("."))
-    report = measure((major, minor), from_source=args.from_source)
+    report = measure((major, minor), from_source=args.from_source, rebuild=args.rebuild)
     if args.json:
         from gint.kernel.resources import kernel_abi
 

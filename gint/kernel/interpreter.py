@@ -142,35 +142,45 @@ def shipped_cubin(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> bytes 
     return path.read_bytes() if path.exists() else None
 
 
-def ptx(cc: tuple[int, int], config: KernelConfig = DEFAULT, *, from_source: bool = False) -> str:
+def ptx(
+    cc: tuple[int, int], config: KernelConfig = DEFAULT, *, from_source: bool = False, rebuild: bool = False
+) -> str:
     """PTX of the interpreter for compute capability ``cc``: from the disk cache, else the
     PTX shipped in the package for this exact source, else built (about a minute: Numba).
 
     ``config`` is first adjusted to what ``cc`` supports (``config.for_capability``).
-    ``from_source`` skips the shipped PTX (and replaces a cached copy).
+    ``from_source`` skips the shipped PTX: the result is Numba's build of this source,
+    from the cache if an earlier build of the same source digest left it there (the dev
+    loop: unchanged source, seconds), else built now. ``rebuild`` builds even then and
+    replaces the cached copy (after a Numba or LLVM upgrade, which the digest misses).
     """
     if SIMULATOR:
         raise RuntimeError("PTX cannot be built with NUMBA_ENABLE_CUDASIM=1; unset it")
     config = for_capability(cc, config)
     path = ptx_cache_path(cc, config)
     with _lock:
-        if path.exists() and not from_source:
+        if path.exists() and not rebuild:
             return path.read_text()
         shipped = prebuilt_path(cc, config)
-        if shipped.exists() and not from_source:
+        if shipped.exists() and not (from_source or rebuild):
             return shipped.read_text()
-        from numba import cuda
-
-        function = getattr(kernel_module(config), abi.KERNEL_NAME)
-        # the same PTX, in ~1 minute instead of ~7: gint.kernel.fastlive and fastssa
-        with _device_functions_for(cc), _deep_recursion(), fastlive.installed(), fastssa.installed():
-            if config.backend == "nvptx":
-                text = nvptx.ptx_from_llvm_ir(nvptx.kernel_llvm_ir(function, kernel_signature(), cc), cc)
-            else:
-                text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
-        text = cap_registers(text, config.max_registers)
+        text = cap_registers(_build(cc, config), config.max_registers)
         stats.bump("kernel_builds")
         _write_atomic(path, text)
+        return text
+
+
+def _build(cc: tuple[int, int], config: KernelConfig) -> str:
+    """Numba: type and lower the interpreter, then LLVM (or NVVM) to PTX. Meanwhile Numba's
+    block liveness is ``gint.kernel.fastlive``'s and its SSA pass remembers reaching
+    definitions (``gint.kernel.fastssa``): the same PTX, in ~1 minute instead of ~7."""
+    from numba import cuda
+
+    function = getattr(kernel_module(config), abi.KERNEL_NAME)
+    with _device_functions_for(cc), _deep_recursion(), fastlive.installed(), fastssa.installed():
+        if config.backend == "nvptx":
+            return nvptx.ptx_from_llvm_ir(nvptx.kernel_llvm_ir(function, kernel_signature(), cc), cc)
+        text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
         return text
 
 

@@ -64,15 +64,16 @@ def _number(pattern: str, text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def measure(cc: tuple[int, int] = (9, 0), *, from_source: bool = False) -> Resources:
-    """Fetch (or build) the interpreter's PTX for ``cc`` and run ``ptxas -v`` on it."""
+def measure(cc: tuple[int, int] = (9, 0), *, from_source: bool = False, rebuild: bool = False) -> Resources:
+    """Fetch (or build: ``interpreter.ptx``'s flags) the interpreter's PTX for ``cc`` and
+    run ``ptxas -v`` on it."""
     from gint.kernel import interpreter
 
     arch = f"sm_{cc[0]}{cc[1]}"
     ptxas = find_ptxas()
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "gint.ptx")
-        Path(source).write_text(interpreter.ptx(cc, from_source=from_source))
+        Path(source).write_text(interpreter.ptx(cc, from_source=from_source, rebuild=rebuild))
         result = subprocess.run(
             [ptxas, f"-arch={arch}", "-v", source, "-o", os.path.join(tmp, "gint.cubin")],
             capture_output=True,
