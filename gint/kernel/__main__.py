@@ -12,6 +12,7 @@ older sources. Run it after
 changing the instruction table or the kernel and commit the file."""
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import sys
@@ -50,6 +51,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--rebuild", action="store_true", help="build with Numba even if this source's build is cached")
     parser.add_argument("--prebuild", action="store_true", help="build and store the shipped PTX for sm_90")
+    parser.add_argument(
+        "--multi-row-tiles", action="store_true", help="with --ptxas: the kernel with KernelConfig.multi_row_tiles on"
+    )
     args = parser.parse_args(argv)
     if not (args.ptxas or args.prebuild):
         parser.print_help()
@@ -62,7 +66,10 @@ def main(argv=None) -> int:
     from gint.kernel.resources import measure
 
     major, minor = (int(p) for p in args.cc.split("."))
-    report = measure((major, minor), from_source=args.from_source, rebuild=args.rebuild)
+    from gint.kernel.config import DEFAULT
+
+    config = replace(DEFAULT, multi_row_tiles=True) if args.multi_row_tiles else DEFAULT
+    report = measure((major, minor), config, from_source=args.from_source, rebuild=args.rebuild)
     if args.json:
         from gint.kernel.resources import kernel_abi
 

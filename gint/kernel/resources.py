@@ -64,7 +64,9 @@ def _number(pattern: str, text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def measure(cc: tuple[int, int] = (9, 0), *, from_source: bool = False, rebuild: bool = False) -> Resources:
+def measure(
+    cc: tuple[int, int] = (9, 0), config=None, *, from_source: bool = False, rebuild: bool = False
+) -> Resources:
     """Fetch (or build: ``interpreter.ptx``'s flags) the interpreter's PTX for ``cc`` and
     run ``ptxas -v`` on it."""
     from gint.kernel import interpreter
@@ -73,7 +75,8 @@ def measure(cc: tuple[int, int] = (9, 0), *, from_source: bool = False, rebuild:
     ptxas = find_ptxas()
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "gint.ptx")
-        Path(source).write_text(interpreter.ptx(cc, from_source=from_source, rebuild=rebuild))
+        config = config or interpreter.DEFAULT
+        Path(source).write_text(interpreter.ptx(cc, config, from_source=from_source, rebuild=rebuild))
         result = subprocess.run(
             [ptxas, f"-arch={arch}", "-v", source, "-o", os.path.join(tmp, "gint.cubin")],
             capture_output=True,
