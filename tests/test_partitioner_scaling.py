@@ -1,0 +1,66 @@
+"""The partitioner finds each run's longest valid prefix by galloping and bisecting
+(issue 17): the same partitions as growing one node at a time where validity is
+monotone, in O(log n) checks per run instead of one per node."""
+
+import random
+
+import pytest
+import torch
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from gint.conductor import GraphPartitioner
+from gint.conductor.partitioner import violation
+
+
+def _linear_prefix(remaining, max_tensors):
+    """The old way: grow one node at a time until a prefix is invalid."""
+    size = 0
+    while size < len(remaining):
+        if violation(remaining[: size + 1], max_tensors, frozenset(remaining[size + 1 :])) is not None:
+            break
+        size += 1
+    return size
+
+
+def _random_program(seed: int):
+    rng = random.Random(seed)
+    ops = [
+        lambda a, b: a + b,
+        lambda a, b: a * b,
+        lambda a, b: torch.sigmoid(a) - b,
+        lambda a, b: torch.maximum(a, b),
+        lambda a, b: a * 0.5 + 1,
+    ]
+    steps = [(rng.randrange(len(ops)), rng.randrange(8), rng.randrange(8)) for _ in range(rng.randrange(5, 40))]
+
+    def f(*xs):
+        values = list(xs)
+        for op, i, j in steps:
+            values.append(ops[op](values[-1 - i % len(values)], values[-1 - j % len(values)]))
+        return values[-1], values[len(values) // 2]
+
+    return f
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("max_tensors", [3, 4, 8])
+def test_galloping_finds_the_same_partitions_as_growing_one_node_at_a_time(seed, max_tensors, monkeypatch):
+    xs = [torch.randn(4, 5) for _ in range(4)]
+    gm = make_fx(_random_program(seed))(*xs)
+    fast = GraphPartitioner(gm, max_tensors=max_tensors, device=torch.device("cpu")).plan()
+    monkeypatch.setattr(GraphPartitioner, "_longest_prefix", lambda self, rest: _linear_prefix(rest, self.max_tensors))
+    slow = GraphPartitioner(gm, max_tensors=max_tensors, device=torch.device("cpu")).plan()
+    assert [[n.name for n in p] for p in fast.partitions] == [[n.name for n in p] for p in slow.partitions]
+    assert {n.name: r for n, r in fast.fallback.items()} == {n.name: r for n, r in slow.fallback.items()}
+
+
+def test_a_2000_op_chain_plans_as_one_partition():
+    def f(t, y):
+        for _ in range(500):
+            t = t * 0.5 + y
+            t = torch.sigmoid(t) - y
+        return t
+
+    gm = make_fx(f)(torch.randn(8), torch.randn(8))
+    plan = GraphPartitioner(gm, device=torch.device("cpu")).plan()
+    assert [len(p) for p in plan.partitions] == [2000]
