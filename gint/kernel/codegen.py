@@ -265,7 +265,7 @@ class Generator(RowCases):
             ]),
             "else:",
             *indent(["width = cuda.blockDim.x", "first = tid", "tile = int32(cuda.blockIdx.x)", "tile_step = int32(cuda.gridDim.x)"]),
-            f"tile_len = width * {self.ept}",
+            self.tile_len(),
             *self.tile_counts(strides),
             "single_row = rows == 1 and not row_program",
             # element offsets, within a tile, of this thread's vector runs
@@ -278,6 +278,9 @@ class Generator(RowCases):
 
     def more_shared_arrays(self) -> list[str]:
         return []
+
+    def tile_len(self) -> str:
+        return f"tile_len = width * {self.ept}"
 
     def vector_modes(self, strides: str) -> list[str]:
         """Once per launch, per slot: may whole tiles move with one vector access per run?"""

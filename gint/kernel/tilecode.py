@@ -71,6 +71,9 @@ class TiledGenerator(Generator):
             f"sh_row_skip = cuda.shared.array({MAX_SLOTS}, int64)",
         ]
 
+    def tile_len(self) -> str:
+        return f"tile_len = int32(width * {self.ept})"  # one register, not a 64-bit pair
+
     def vector_modes(self, strides: str) -> list[str]:
         return []  # with the geometry, once tile_len is known (tile_counts)
 
