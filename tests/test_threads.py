@@ -44,3 +44,38 @@ def test_a_wrong_element_is_reported():
     problem = stress._compare(got, want, "case")
     assert "1 of 5 elements differ" in problem and "(3,)" in problem
     assert stress._compare(want, want, "case") is None
+
+
+def test_another_threads_fx_trace_does_not_fail_this_threads_calls(target):
+    """Issue 31's cause (H100, torch 2.11): dynamo refused a compiled call while ANY
+    thread traced with FX (a process-wide flag); gint's compile traces with make_fx. Here
+    another thread runs a plain torch.fx.symbolic_trace that takes a while."""
+    import threading
+    import time
+
+    from gint.conductor import threads
+
+    threads.install()
+    fast = torch.compile(lambda x: x * 2 + 1, backend="gint")
+    x = torch.randn(64, device=target.device)
+    fast(x)  # compiled before the trace starts
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(torch.nn.Module):
+        def forward(self, t):
+            started.set()
+            release.wait(30)
+            return t + 1
+
+    tracer = threading.Thread(target=lambda: torch.fx.symbolic_trace(Slow()))
+    tracer.start()
+    try:
+        assert started.wait(30)
+        assert torch.fx._symbolic_trace._is_fx_tracing_flag  # the other thread is tracing now
+        torch.testing.assert_close(fast(x), x * 2 + 1)
+    finally:
+        release.set()
+        tracer.join()
+    # inside a trace in this thread, dynamo's check still fires
+    with pytest.raises(RuntimeError, match="symbolically trace a dynamo-optimized function"):
+        torch.fx.symbolic_trace(lambda t: fast(t))

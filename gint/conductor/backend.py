@@ -30,6 +30,7 @@ from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording, warn_once
+from gint.conductor import threads
 from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.kernel.target import SIMULATOR
 
@@ -194,6 +195,7 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
     """
     if mode not in (None, "default"):
         raise ValueError(f"the gint backend has no mode {mode!r}; use options={{...}} instead")
+    threads.install()  # before gint traces anything: other threads' calls must not see it
     parsed = Options.parse(options)
     try:
         return _compile(gm, example_inputs, parsed)
@@ -232,6 +234,8 @@ def register_backend(name: str = "gint") -> None:
     """
     from torch._dynamo.backends.registry import _COMPILER_FNS
     from torch._dynamo.backends.registry import register_backend as register
+
+    threads.install()
 
     if _COMPILER_FNS.get(name) is gint_backend:
         return
