@@ -96,3 +96,54 @@ def test_on_the_gpu_a_head_transposed_copy_is_timed_and_correct(target, monkeypa
     ((_, decision),) = sub.callable.decisions.items()
     assert decision.gint_us > 0 and decision.eager_us > 0
     torch.testing.assert_close(torch.compile(lambda t: t * 0.125, backend="gint")(x), x * 0.125)
+
+
+class _FakeEvent:
+    """A CUDA event stand-in on the CPU machine: 'records' a per-way device time."""
+
+    clock = [0.0]
+    device_ms = {}
+
+    def __init__(self, enable_timing=False):
+        self.at = None
+
+    def record(self):
+        self.at = _FakeEvent.clock[0]
+
+    def elapsed_time(self, end):
+        return end.at - self.at
+
+    def synchronize(self):
+        pass
+
+
+def test_time_both_charges_the_slower_of_host_and_device(monkeypatch):
+    """The real timer's arithmetic, with fake events: gint 0.05 ms of device time per call,
+    eager 0.02 ms; eager's host issue time (a sleep) dominates its cost."""
+    import time as clock
+
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: None)
+
+    def run_gint():
+        _FakeEvent.clock[0] += 0.05
+        return "g"
+
+    def run_eager():
+        clock.sleep(0.002)  # 2 ms of host time
+        _FakeEvent.clock[0] += 0.02
+        return "e"
+
+    gint_us, eager_us, g, e = choice.time_both(run_gint, run_eager)
+    assert (g, e) == ("g", "e")
+    assert gint_us == pytest.approx(50.0, abs=1.0)  # device time: host issue is shorter
+    assert eager_us >= 2000.0  # host issue time: longer than its 20 us of device time
+
+
+def test_a_timer_that_fails_leaves_gint_running(monkeypatch):
+    def broken(run_gint, run_eager):
+        raise RuntimeError("no events here")
+
+    monkeypatch.setattr(choice, "timer", broken)
+    decision, out = choice.decide(lambda: "gint", lambda: "eager", torch.device("cuda"), [])
+    assert decision.use_gint and out == "gint" and "no events here" in decision.reason
