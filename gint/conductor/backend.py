@@ -23,6 +23,7 @@ from torch._functorch.aot_autograd import aot_module_simplified
 from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
+from gint.conductor import threads
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
@@ -30,7 +31,6 @@ from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording, warn_once
-from gint.conductor import threads
 from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.kernel.target import SIMULATOR
 

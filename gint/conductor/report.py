@@ -47,6 +47,8 @@ class Report:
             for i, sub in enumerate(self.subgraphs):
                 lines.append(f"  {i:>3}  {sub.num_tensors:>7}  {', '.join(sub.ops)}")
                 for key, decision in getattr(sub.callable, "decisions", {}).items():
+                    if decision.gint_us is None and decision.use_gint:
+                        continue  # nothing was timed (off the GPU): nothing to report
                     shapes = ", ".join(str(tuple(shape)) for shape, _, _ in key)
                     lines.append(f"  {'':>3}  {'':>7}  inputs {shapes}: {decision}")
         if self.fallback:
