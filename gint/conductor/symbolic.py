@@ -54,7 +54,7 @@ class SymbolicRewrites:
             restored += 1
         self.made = still
         for tensor in tensors:
-            if not tensor.users:
+            if not tensor.users and tensor not in keep:
                 self.graph.erase_node(tensor)
         return restored
 
