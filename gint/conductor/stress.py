@@ -22,6 +22,7 @@ CUDA simulator (no GPU) it runs on small CPU tensors (``tests/test_threads.py``)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import traceback
 from collections import Counter
@@ -110,7 +111,7 @@ def run_round(backend: str, scenario: str, threads: int, device, numel: int, k: 
         stream = torch.cuda.Stream(device) if streams and device.type == "cuda" else None
         try:
             start.wait()
-            with torch.cuda.stream(stream) if stream is not None else _nothing():
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
                 for call in range(2):
                     x = torch.randn(_shape(scenario, index, call, numel), device=device, generator=gen)
                     got = compiled(x)
@@ -134,14 +135,6 @@ def run_round(backend: str, scenario: str, threads: int, device, numel: int, k: 
     for outcome in outcomes:
         total.merge(outcome)
     return total
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def run(backends, scenarios, thread_counts, iterations: int, device, numel: int, streams: bool, progress=print):
