@@ -116,10 +116,6 @@ class KernelLauncher:
             )
         self.blocks_per_sm, self.sm_count = per_sm.value, sms.value
         self.max_grid = max(1, per_sm.value * sms.value)
-        self._params = (ctypes.c_uint64 * N_PARAMS)()
-        base = ctypes.addressof(self._params)
-        self._param_ptrs = (_vp * N_PARAMS)(*(base + 8 * i for i in range(N_PARAMS)))
-        self._lock = threading.Lock()
 
     def _make_current(self) -> None:
         current = _vp()
@@ -134,20 +130,6 @@ class KernelLauncher:
         """A launch of ``code`` over ``table`` with its parameters packed once: per call only
         the base addresses change (the conductor's per-call path)."""
         return PreparedLaunch(self, grid, code, table)
-
-    def launch(self, grid: int, code: torch.Tensor, table: torch.Tensor, bases, stream: int) -> None:
-        """Launch on ``stream`` (a raw CUDA stream handle). Never synchronizes."""
-        with self._lock:
-            p = self._params
-            _pack(p, code, table)
-            p[14:N_PARAMS] = bases
-            self._make_current()
-            result = self.cu.lib.cuLaunchKernel(
-                self.function, grid, 1, 1, self.block, 1, 1, 0, stream, self._param_ptrs, None
-            )
-        if result != 0:
-            self.cu.check(result, "cuLaunchKernel")
-        stats.bump("launches")
 
 
 def _pack(params, code: torch.Tensor, table: torch.Tensor) -> None:
