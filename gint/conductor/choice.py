@@ -4,8 +4,8 @@ The first call of a compiled subgraph with a new input signature (shapes, stride
 dtypes) on a GPU times both ways of running it on the caller's stream: the gint launch
 and its eager twin (the partition's ATen nodes, ``gint.conductor.fallback``), a few
 runs each, alternating; a way's cost is the larger of its host issue time and its
-device time (CUDA events, runs queued behind a short GPU sleep). The faster way is kept for that signature:
-later calls with it pay one dict lookup and time nothing. Both ways compute the same
+device time (CUDA events, runs queued behind a short GPU sleep). The faster way is
+kept for that signature: later calls with it pay one dict lookup and time nothing. Both ways compute the same
 values (eager's own kernels, or gint's, within eager's tolerance), so the choice never
 changes a result's dtype or shape and never costs a recompile.
 
@@ -26,10 +26,9 @@ Costs and limits, by design:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import time
 
 import torch
 
@@ -43,7 +42,7 @@ class Decision:
     """How one input signature of a subgraph runs, and why."""
 
     use_gint: bool
-    gint_us: float | None = None  # best timed run (None: not timed)
+    gint_us: float | None = None  # cost per call, best of the timed runs (None: not timed)
     eager_us: float | None = None
     reason: str = ""
 
