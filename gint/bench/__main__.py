@@ -81,7 +81,7 @@ def kernel_figures() -> dict:
         "threads_per_sm": launcher.blocks_per_sm * launcher.block,
     }
     try:
-        resources = measure(tuple(__import__("torch").cuda.get_device_capability(0)))
+        resources = measure(tuple(__import__("torch").cuda.get_device_capability(0)), launcher.config)
         figures.update({k: v for k, v in resources.as_dict().items() if k != "ptxas"})
     except (FileNotFoundError, RuntimeError) as error:
         figures["ptxas_error"] = str(error)
@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="?", const="gpt2,llama,bert", default=None, metavar="NAMES",
                         help="transformers models (comma-separated; default gpt2,llama,bert)")
     parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
+    parser.add_argument("--multi-row-tiles", action="store_true",
+                        help="run gint on the kernel with KernelConfig.multi_row_tiles on (built from source)")
     parser.add_argument("--out", default="reports", help="folder for the JSON report and plots")
     args = parser.parse_args(argv)
     # Inductor's first-call figures are for graphs it has never compiled: no graph or
@@ -133,6 +135,13 @@ def main(argv=None) -> int:
     from gint.conductor import register_backend
 
     register_backend()
+    if args.multi_row_tiles:
+        from dataclasses import replace
+
+        from gint.host.launcher import KernelLauncher, use_launcher
+        from gint.kernel.config import DEFAULT
+
+        use_launcher(0, KernelLauncher(0, replace(DEFAULT, multi_row_tiles=True)))
     report: dict = {"environment": environment()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +154,7 @@ def main(argv=None) -> int:
             parser.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(models.MODELS)}")
         report["copy_GBps"] = copy_gbps = suite.copy_bandwidth()
         report["kernel"] = kernel_figures()
-        path = out / f"bench-models-{report['environment']['date'][:10]}.json"
+        path = out / f"bench-models{'-rows' if args.multi_row_tiles else ''}-{report['environment']['date'][:10]}.json"
 
         def save(results):  # after each model: a run cut short keeps what it measured
             path.write_text(json.dumps({**report, "models": results}, indent=2) + "\n")
@@ -191,7 +200,7 @@ def main(argv=None) -> int:
         report["streaming"] = suite.run_streaming(suite.streaming_cases(args.quick), copy_gbps, progress)
         report["reductions"] = rows.run(rows.cases(args.quick), copy_gbps, progress)
         kind = "quick" if args.quick else "suite"
-    stem = f"bench-{kind}-{report['environment']['date'][:10]}"
+    stem = f"bench-{kind}{'-rows' if args.multi_row_tiles else ''}-{report['environment']['date'][:10]}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if report.get("reductions"):
         from gint.bench import plots

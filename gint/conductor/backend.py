@@ -2,8 +2,10 @@
 
 Dynamo's graph is lowered to core ATen (``torch._decomp``): by AOT autograd, forward
 and backward alike, or, for an inference graph that needs nothing of AOT autograd, by
-``make_fx`` alone (``gint.conductor.inference``: no per-call runtime wrapper). Each
-ATen graph is partitioned (``GraphPartitioner``), every partition is compiled to
+``make_fx`` alone (``gint.conductor.inference``: no per-call runtime wrapper);
+operators eager runs fused (softmax, layer_norm ...) are traced whole and expanded for
+gint afterwards (``gint.conductor.composites``), so what gint does not take runs as
+eager's fused kernel. Each ATen graph is partitioned (``GraphPartitioner``), every partition is compiled to
 bytecode (``GintCompiler``) and replaced in the graph by a call to its
 ``GintCompiledSubgraph``; all other nodes stay in the graph and run eagerly, in
 graph order.
@@ -23,7 +25,7 @@ from torch._functorch.aot_autograd import aot_module_simplified
 from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
-from gint.conductor import threads
+from gint.conductor import composites, threads
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
@@ -89,6 +91,7 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     a failure leaves ``gm`` as it was (its nodes run eagerly)."""
     device = target_device()
     gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
+    whole = composites.expand(gm, decompositions())
     rewrites = materialize_symbolic_scalars(gm)
     try:
         plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
@@ -99,12 +102,21 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
                     plan.fallback[node] = f"in a group of {len(nodes)} op(s), below min_ops={options.min_ops}"
             else:
                 partitions.append(nodes)
-        rewrites.undo(keep={node for nodes in partitions for node in nodes})  # eager nodes take numbers
+        in_gint = {node for nodes in partitions for node in nodes}
+        rewrites.undo(keep=in_gint)  # eager nodes take numbers
         compiler = GintCompiler()
-        compiled_partitions = [(nodes, compiler.compile(nodes, options.eager_when_faster)) for nodes in partitions]
+        compiled_partitions = [
+            (nodes, compiler.compile(nodes, options.eager_when_faster, whole)) for nodes in partitions
+        ]
     except BaseException:
         rewrites.undo()  # ``gm`` as it was: its nodes run eagerly
+        composites.restore(gm, whole, set())
         raise
+    reasons = dict(plan.fallback)
+    for member, restored in composites.restore(gm, whole, in_gint).items():  # eager's own fused kernels
+        reason = reasons.pop(member, None)
+        if reason is not None:
+            reasons.setdefault(restored, reason)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     report = active_report()
     for index, (nodes, compiled) in enumerate(compiled_partitions):
@@ -112,7 +124,7 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
             report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly, compiled))
         _replace(gm, nodes, compiled, f"gint_subgraph_{index}")
     gint_nodes = sum(len(nodes) for nodes, _ in compiled_partitions)
-    fallback = [(n, reason) for n, reason in plan.fallback.items() if is_compute(n)]
+    fallback = [(n, reasons[n]) for n in gm.graph.nodes if n in reasons and is_compute(n)]
     stats.bump("graphs_compiled")
     stats.bump("fallback_nodes", len(fallback))
     if report is not None:
@@ -188,6 +200,13 @@ def decompositions():
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def tracing_table():
+    """What the backend traces with: ``decompositions()`` less the operators that stay
+    whole until gint takes them (``gint.conductor.composites``)."""
+    return composites.tracing_decompositions(decompositions())
+
+
 def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):
     """The ``torch.compile`` backend: ``torch.compile(fn, backend="gint", options={...})``.
 
@@ -207,13 +226,13 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, parsed: Options):
     if parsed.direct_inference and not parsed.cuda_graphs:
-        traced = trace_for_inference(gm, example_inputs, decompositions())
+        traced = trace_for_inference(gm, example_inputs, tracing_table())
         if traced is not None:
             return compile_forward(traced, options=parsed)  # dynamo already disables tracing into it
     compiler = functools.partial(compile_graph, options=parsed)
     if not parsed.cuda_graphs:
         return aot_module_simplified(
-            gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=decompositions()
+            gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=tracing_table()
         )
     capture = GraphCapture(len(example_inputs))
     return aot_module_simplified(
@@ -222,7 +241,7 @@ def _compile(gm: torch.fx.GraphModule, example_inputs, parsed: Options):
         fw_compiler=functools.partial(capture.forward, compiler, is_inference=False),
         inference_compiler=functools.partial(capture.forward, compiler, is_inference=True),
         bw_compiler=functools.partial(capture.backward, compiler),
-        decompositions=decompositions(),
+        decompositions=tracing_table(),
     )
 
 

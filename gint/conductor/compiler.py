@@ -38,9 +38,11 @@ class GintCompiler:
                 program = self._programs.setdefault(key, program)
         return program
 
-    def compile(self, nodes: list[torch.fx.Node], choose: bool = False) -> GintCompiledSubgraph:
+    def compile(self, nodes: list[torch.fx.Node], choose: bool = False, composites=()) -> GintCompiledSubgraph:
         """``nodes`` as one compiled subgraph; ``choose``: time it against eager per new
-        input signature and run the faster (``gint.conductor.choice``)."""
+        input signature and run the faster (``gint.conductor.choice``). The eager twin runs
+        each of ``composites`` (``gint.conductor.composites``) wholly inside ``nodes`` as
+        its original operator."""
         edge = boundary(nodes)
         rows = RowShape.of(nodes, edge.inputs)
         if isinstance(rows, str):
@@ -57,6 +59,6 @@ class GintCompiler:
             outputs=[OutputSpec.of(meta, kind) for meta, kind in zip(metas, kinds)],
             ops=[str(node.target) for node in nodes],
             reduce_dims=rows.dims if rows else None,
-            eager=EagerNodes(nodes, edge.inputs, edge.outputs),
+            eager=EagerNodes(nodes, edge.inputs, edge.outputs, composites),
             choose=choose,
         )

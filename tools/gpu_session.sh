@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One device call for the open issues' GPU checks (carry .whl and .gint-cache):
+#   bash tools/gpu_session.sh A   GPU tests of threads/streams/norms/tiles, the threads
+#                                 stress (issue 31), layouts with and without multi-row tiles (29)
+#   bash tools/gpu_session.sh B   transformers' models, gint's choice on (issue 30)
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+python3 -c "import torch, numba, numba_cuda, numpy, gint.kernel.codegen as c; print('kernel', c.source_digest(), 'torch', torch.__version__, 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__)"
+case "${1:-A}" in
+A)
+  # the threads stress runs beside the tests (more traffic, not less); timings come after both
+  timeout 330 python3 -m gint.conductor.stress --backends gint --scenarios first,shapes,reduce,cached \
+    --threads 4,8 --iterations ${ITER:-200} > "$OUT/stress.log" 2>&1 &
+  timeout 170 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_threads.py tests/test_gpu_streams.py \
+    tests/test_norms_two_sizes.py tests/test_tiles.py > "$OUT/pytest-gpu.log" 2>&1
+  echo "== pytest (exit $?)"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest-gpu.log" | tail -15
+  timeout 150 python3 -m gint.conductor.stress --backends gint --scenarios first,shapes,reduce \
+    --threads 8 --iterations ${ITER:-200} --streams > "$OUT/stress-streams.log" 2>&1
+  echo "== stress --streams (exit $?)"; grep -v "after .* rounds" "$OUT/stress-streams.log" | tail -6
+  wait
+  echo "== stress"; grep -v "after .* rounds" "$OUT/stress.log" | tail -12
+  timeout 60 python3 -m gint.bench --layouts --out "$OUT" > "$OUT/layouts.log" 2>&1
+  echo "== layouts (exit $?)"; tail -16 "$OUT/layouts.log"
+  timeout 80 python3 -m gint.bench --layouts --multi-row-tiles --out "$OUT" > "$OUT/layouts-rows.log" 2>&1
+  echo "== layouts, multi-row tiles (exit $?)"; tail -16 "$OUT/layouts-rows.log"
+  ;;
+B)
+  timeout 500 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
+  echo "== models (exit $?)"; tail -40 "$OUT/models.log"
+  ;;
+esac
