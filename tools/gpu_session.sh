@@ -28,7 +28,8 @@ A)
   echo "== layouts, multi-row tiles (exit $?)"; tail -16 "$OUT/layouts-rows.log"
   ;;
 B)
-  timeout 500 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
+  timeout 90 python3 tools/sdpa_probe.py cuda > "$OUT/sdpa.log" 2>&1; echo "== sdpa probe (exit $?)"; tail -8 "$OUT/sdpa.log"
+  timeout 420 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
   echo "== models (exit $?)"; tail -40 "$OUT/models.log"
   ;;
 esac
