@@ -11,50 +11,20 @@ exact for integers only below 2**24, so such nodes run eagerly).
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Callable
 
 import torch
 import torch.fx
 
 from gint import abi
-from gint.conductor import promotion
+from gint.conductor import lowering_math, promotion, reductions  # noqa: F401 - they register their operators
+from gint.conductor.registry import LOWERINGS, Lowering, Unsupported, lower, tensor_meta, value  # noqa: F401
+from gint.conductor.registry import apply as _op
 from gint.host import expr
 from gint.host.expr import Node
 
 aten = torch.ops.aten
 
-Lowering = Callable[..., Node]
-LOWERINGS: dict[torch._ops.OpOverload, Lowering] = {}
 RESULT_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.bool})
-
-
-class Unsupported(Exception):
-    """This use of an operator cannot run in gint; the message says why."""
-
-
-def lower(*ops):
-    """Register the decorated function as the lowering of ``ops``."""
-
-    def register(fn: Lowering) -> Lowering:
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-
-    return register
-
-
-def value(x) -> Node:
-    """A tensor's expression, or a Python number as a float32 immediate."""
-    if isinstance(x, Node):
-        return x
-    if isinstance(x, bool | numbers.Real) and not isinstance(x, torch.SymFloat | torch.SymInt):
-        return expr.const(float(x))
-    raise Unsupported(f"argument {x!r} of type {type(x).__name__} is neither a tensor nor a constant number")
-
-
-def _op(name: str, *args) -> Node:
-    return expr.apply(name, *(value(a) for a in args))
 
 
 def _scaled(b, alpha) -> Node:
@@ -235,12 +205,6 @@ for _name, _ops in {
 # ------------------------------------------------------------- FX node support
 
 
-def tensor_meta(node) -> torch.Tensor | None:
-    """The FakeTensor an FX node produces, if it produces one tensor."""
-    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
-    return val if isinstance(val, torch.Tensor) else None
-
-
 def unsupported_reason(node: torch.fx.Node, device: torch.device | None) -> str | None:
     """Why ``node`` cannot run in gint on ``device`` (None: it can)."""
     if node.op != "call_function":
@@ -303,6 +267,3 @@ def lower_node(node: torch.fx.Node, env: dict[torch.fx.Node, Node]) -> Node:
             lowering = _div_by_cpu_scalar
     return (lowering or LOWERINGS[node.target])(*args, **kwargs)
 
-
-# math, activations, logic, casts and reductions register themselves into LOWERINGS
-from gint.conductor import lowering_math, reductions  # noqa: F401, E402

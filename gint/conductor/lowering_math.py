@@ -16,7 +16,8 @@ import math
 import torch
 
 from gint import isa
-from gint.conductor.lowering import Unsupported, _op, lower, value
+from gint.conductor.registry import Unsupported, lower, value
+from gint.conductor.registry import apply as _op
 from gint.host import expr
 
 aten, prims = torch.ops.aten, torch.ops.prims

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 
-from gint.conductor.lowering import Unsupported, _op, lower, tensor_meta, value
+from gint.conductor.registry import Unsupported, lower, tensor_meta, value
+from gint.conductor.registry import apply as _op
 from gint.host import expr
 from gint.host.layout import broadcast_strides
 
