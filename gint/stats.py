@@ -14,6 +14,7 @@ NAMES = (
     "programs_built",
     "kernel_builds",
     "launches",
+    "launches_multi_row",  # of them, on the multi-row tile kernel (rows much shorter than a tile)
     "fallback_nodes",
 )
 

@@ -13,6 +13,7 @@ nothing on that path depends on the graph.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ from gint import abi, isa, stats
 from gint.host import layout as layouts
 from gint.host.program import Program, encode
 from gint.host.verifier import verify
-from gint.kernel.config import DEFAULT
+from gint.kernel.config import DEFAULT, TILED
 from gint.kernel.target import SIMULATOR
 
 # The simulator runs each thread as a Python thread: launches stay small, but a block has
@@ -31,6 +32,10 @@ from gint.kernel.target import SIMULATOR
 SIM_BLOCK = 64
 SIM_MAX_GRID = 2
 SIM_CONFIG = DEFAULT  # the kernel configuration the simulator runs (tests switch paths on here)
+# Layouts whose rows leave a one-row tile mostly idle run on the multi-row tile kernel
+# (``TensorLayout.prefers_multi_row``); ``GINT_MULTI_ROW_TILES=0`` keeps every launch on
+# the default kernel.
+MULTI_ROW_TILES = os.environ.get("GINT_MULTI_ROW_TILES", "1") not in ("0", "")
 _simulator_lock = threading.Lock()  # Numba's simulator runs one kernel at a time
 
 
@@ -125,9 +130,11 @@ class Executable:
         prepared(bases)
 
     def _prepare(self, device: torch.device, layout: layouts.TensorLayout):
-        from gint.host.launcher import launcher_for
+        from gint.host.launcher import launcher_for, tiled_launcher_for
 
         launcher = launcher_for(device.index)
+        if MULTI_ROW_TILES and not self.row_program and layout.prefers_multi_row(launcher.tile_len):
+            launcher = tiled_launcher_for(device.index) or launcher
         multi_row = launcher.config.multi_row_tiles
         grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, self.row_program, multi_row))
         current = self._launches.get((device, layout))
@@ -187,6 +194,9 @@ def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int],
     from gint.kernel.memory import reset_warp_barriers
 
     config = SIM_CONFIG
+    if MULTI_ROW_TILES and config == DEFAULT and not row_program and layout.prefers_multi_row(SIM_BLOCK * config.ept):
+        config = TILED
+        stats.bump("launches_multi_row")
     blocks = layout.blocks(SIM_BLOCK, SIM_BLOCK * config.ept, row_program, config.multi_row_tiles)
     grid = max(1, min(blocks, SIM_MAX_GRID))
     with _simulator_lock:

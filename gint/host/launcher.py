@@ -24,7 +24,7 @@ import torch
 from gint import stats
 from gint.isa import MAX_SLOTS
 from gint.kernel import interpreter
-from gint.kernel.config import DEFAULT, KernelConfig, for_capability
+from gint.kernel.config import DEFAULT, TILED, KernelConfig, for_capability
 
 BLOCK = 256  # threads per block on the GPU
 ARRAY_FIELDS = ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides")
@@ -149,6 +149,7 @@ class PreparedLaunch:
 
     def __init__(self, launcher: KernelLauncher, grid: int, code: torch.Tensor, table: torch.Tensor):
         self.launcher, self.grid = launcher, grid
+        self.multi_row = launcher.config.multi_row_tiles
         self._keep = (code, table)  # the buffers the parameters point at
         self._params = (ctypes.c_uint64 * N_PARAMS)()
         _pack(self._params, code, table)
@@ -159,7 +160,8 @@ class PreparedLaunch:
     @property
     def stale(self) -> bool:
         """Whether its device now launches through another launcher (``use_launcher``)."""
-        return _launchers.get(self.launcher.device_index) is not self.launcher
+        index = self.launcher.device_index
+        return _launchers.get(index) is not self.launcher and _tiled.get(index) is not self.launcher
 
     def __call__(self, bases) -> None:
         launcher = self.launcher
@@ -173,6 +175,8 @@ class PreparedLaunch:
         if result != 0:
             launcher.cu.check(result, "cuLaunchKernel")
         stats.bump("launches")
+        if self.multi_row:
+            stats.bump("launches_multi_row")
 
 
 _launchers: dict[int, KernelLauncher] = {}
@@ -191,9 +195,35 @@ def launcher_for(device_index: int) -> KernelLauncher:
 
 
 def use_launcher(device_index: int, launcher: KernelLauncher) -> None:
-    """Route launches on ``device_index`` through ``launcher`` (benchmarks compare kernel variants)."""
+    """Route launches on ``device_index`` through ``launcher`` (benchmarks compare kernel
+    variants; a variant other than the default also turns the multi-row tile kernel off)."""
     with _launchers_lock:
         _launchers[device_index] = launcher
+        _tiled.pop(device_index, None)  # launches already prepared on it become stale
+
+
+_tiled: dict[int, KernelLauncher] = {}
+
+
+def tiled_launcher_for(device_index: int) -> KernelLauncher | None:
+    """The multi-row tile kernel's launcher (``KernelConfig.multi_row_tiles``) on
+    ``device_index``, where the launches there go through the default kernel and the
+    package ships the tiled kernel's PTX for this GPU (never a minute's build on a first
+    launch); else None."""
+    primary = launcher_for(device_index)
+    cc = torch.cuda.get_device_capability(device_index)
+    if primary.config != for_capability(cc, DEFAULT):
+        return None
+    launcher = _tiled.get(device_index)
+    if launcher is None:
+        tiled = for_capability(cc, TILED)
+        if not (interpreter.prebuilt_path(cc, tiled).exists() or interpreter.ptx_cache_path(cc, tiled).exists()):
+            return None
+        with _launchers_lock:
+            launcher = _tiled.get(device_index)
+            if launcher is None:
+                launcher = _tiled[device_index] = KernelLauncher(device_index, TILED)
+    return launcher
 
 
 def current_stream(device_index: int) -> int:

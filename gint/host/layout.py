@@ -21,6 +21,13 @@ import torch
 from gint import abi
 from gint.kernel.tiles import tile_rows
 
+# Below this share of busy tile elements with one row per tile, a layout runs on the
+# multi-row tile kernel. On the H100 (2026-12-06, ``python -m gint.bench --layouts``
+# with and without ``--multi-row-tiles``): rows of 64 (busy 0.03) 1,326 -> 49 us, rows of
+# 784 (0.38) 154 -> 109 us; dense layouts (busy 1.0) 32 -> 37 us, so they keep the
+# one-row kernel.
+MULTI_ROW_BELOW = 0.5
+
 
 class LayoutError(ValueError):
     """Tensors whose shapes or strides the kernel cannot iterate together."""
@@ -79,6 +86,15 @@ class TensorLayout:
     def busy_fraction(self, tile_len: int, multi_row: bool = False) -> float:
         """The share of tile elements that are domain elements (1.0: no thread idles)."""
         return self.numel / (self.tiles(tile_len, multi_row) * tile_len * max(1, math.prod(self.host_domain)))
+
+    def prefers_multi_row(self, tile_len: int) -> bool:
+        """Whether the multi-row tile kernel should run this layout: its rows leave most
+        of a one-row tile idle (below ``MULTI_ROW_BELOW`` busy) and several-row tiles fill
+        more of it. (Not for row programs: they give each row a warp of its own.)"""
+        if self.rows <= 1:
+            return False
+        single = self.busy_fraction(tile_len)
+        return single < MULTI_ROW_BELOW and self.busy_fraction(tile_len, True) > single
 
     def blocks(self, block: int, tile_len: int, row_program: bool, multi_row: bool = False) -> int:
         """Blocks of ``block`` threads with work: one per tile, or, for a row program

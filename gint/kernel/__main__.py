@@ -6,9 +6,9 @@ it builds (about a minute) unless the dev cache (``$GINT_CACHE_DIR``, else
 ``~/.cache/gint``) already holds a build of this exact source digest, which it reuses
 (seconds). ``--rebuild`` always builds and replaces the cached copy.
 
-``python -m gint.kernel --prebuild``: build the PTX for sm_90 from source and store it
-and its cubin (ptxas) in the package (``gint/kernel/prebuilt``), replacing those of
-older sources. Run it after
+``python -m gint.kernel --prebuild``: build the PTX for sm_90 from source, of the
+default kernel and of the multi-row tile kernel, and store them and their cubins
+(ptxas) in the package (``gint/kernel/prebuilt``), replacing those of older sources. Run it after
 changing the instruction table or the kernel and commit the file."""
 
 import argparse
@@ -19,25 +19,27 @@ import sys
 
 
 def prebuild() -> int:
-    from gint.kernel import interpreter
-    from gint.kernel.config import DEFAULT, for_capability
-
-    cc = (9, 0)
-    config = for_capability(cc, DEFAULT)
-    target = interpreter.prebuilt_path(cc, config)
-    text = interpreter.ptx(cc, config, from_source=True)  # the dev cache's build of this source, if any
-    cubin = interpreter.prebuilt_cubin_path(cc, config)
-    interpreter.PREBUILT_DIR.mkdir(exist_ok=True)
-    for stale in interpreter.PREBUILT_DIR.glob("gint_*"):
-        if stale not in (target, cubin):
-            stale.unlink()
-    target.write_text(text)
+    """The default kernel and the multi-row tile kernel, PTX and cubin, for sm_90."""
     import subprocess
 
+    from gint.kernel import interpreter
+    from gint.kernel.config import DEFAULT, TILED, for_capability
     from gint.kernel.resources import find_ptxas
 
-    subprocess.run([find_ptxas(), f"-arch=sm_{cc[0]}{cc[1]}", str(target), "-o", str(cubin)], check=True)
-    print(f"wrote {target} and {cubin.name}")
+    cc = (9, 0)
+    written = []
+    for config in (for_capability(cc, DEFAULT), for_capability(cc, TILED)):
+        target = interpreter.prebuilt_path(cc, config)
+        text = interpreter.ptx(cc, config, from_source=True)  # the dev cache's build of this source, if any
+        cubin = interpreter.prebuilt_cubin_path(cc, config)
+        interpreter.PREBUILT_DIR.mkdir(exist_ok=True)
+        target.write_text(text)
+        subprocess.run([find_ptxas(), f"-arch=sm_{cc[0]}{cc[1]}", str(target), "-o", str(cubin)], check=True)
+        written += [target, cubin]
+    for stale in interpreter.PREBUILT_DIR.glob("gint_*"):
+        if stale not in written:
+            stale.unlink()
+    print("wrote " + ", ".join(p.name for p in written))
     return 0
 
 
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
         "--from-source", action="store_true", help="Numba's build of this source (cached), not the shipped PTX"
     )
     parser.add_argument("--rebuild", action="store_true", help="build with Numba even if this source's build is cached")
-    parser.add_argument("--prebuild", action="store_true", help="build and store the shipped PTX for sm_90")
+    parser.add_argument("--prebuild", action="store_true", help="build and store the shipped PTX (default and multi-row tile kernels) for sm_90")
     parser.add_argument(
         "--multi-row-tiles", action="store_true", help="with --ptxas: the kernel with KernelConfig.multi_row_tiles on"
     )

@@ -17,8 +17,9 @@ class KernelConfig:
     prefetch: int = 1  # bulk-prefetch into L2 the tile this many grid strides ahead (0: off; sm_90+)
     max_registers: int = 128  # per thread: 2 resident blocks of 256 threads per SM (ptxas .maxnreg)
     backend: str = "nvptx"  # LLVM IR -> PTX: "nvptx" (LLVM, jump-table dispatch) or "nvvm" (compare trees)
-    # a tile holds several rows shorter than half a tile (gint.kernel.tiles, gint.kernel.tilecode);
-    # off until the GPU confirms it (issue 29)
+    # a tile holds several rows shorter than half a tile (gint.kernel.tiles, gint.kernel.tilecode):
+    # a kernel of its own (``TILED``), launched where the host's layout prefers it
+    # (``gint.host.layout.TensorLayout.prefers_multi_row``)
     multi_row_tiles: bool = field(default=False, repr=False)  # out of repr: the default source stays as shipped
 
     def __post_init__(self):
@@ -38,6 +39,7 @@ class KernelConfig:
 
 
 DEFAULT = KernelConfig()
+TILED = replace(DEFAULT, multi_row_tiles=True)
 
 
 def for_capability(cc: tuple[int, int], config: KernelConfig = DEFAULT) -> KernelConfig:
