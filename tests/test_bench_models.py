@@ -18,6 +18,7 @@ def test_tiny_models_match_eager_in_the_bench(target, name):
         pytest.skip("the GPU runs the full bench")
     row = models.inference(name, torch.float32, device=target.device, tiny=True)
     assert row["gint_rel_error"] < 1e-4 and row["gint_kernel_rel_error"] < 1e-4
+    assert row["graph_eager_rel_error"] < 1e-4
     table = models.subgraph_table(name, torch.float32, None, device=target.device, tiny=True)
     assert table["subgraphs"] >= 1 and table["signatures"] >= 1 and 0 < table["coverage"] <= 1
     first = table["table"][0]
@@ -30,3 +31,22 @@ def test_a_tiny_training_step_matches_eagers_gradients(target):
         pytest.skip("80 s under the simulator; training graphs are tested in test_conductor")
     row = models.training("gpt2", device=target.device, tiny=True)
     assert row["gint_grad_rel_error"] < 1e-4 and row["gint_kernel_grad_rel_error"] < 1e-4
+
+
+def test_the_graph_eager_contender_runs_no_kernel(target):
+    """``graph_eager`` is gint's compiled graph with every subgraph handed to eager."""
+    import gint
+
+    model = models.build("gpt2", tiny=True).to(target.device).eval()
+    ids = models.tokens(model, 1, 8, target.device)
+    torch._dynamo.reset()
+    fn = models.all_eager(torch.compile(model, backend="gint"))
+    with torch.no_grad():
+        want = model(ids).logits
+        declined = gint.counters()["subgraphs_declined"]
+        launches = gint.counters()["launches"]
+        got = fn(ids).logits
+        got = fn(ids).logits
+    assert gint.counters()["launches"] == launches
+    assert gint.counters()["subgraphs_declined"] > declined
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
