@@ -149,6 +149,10 @@ TABLE: tuple[Instr, ...] = (
     # the hottest math function (softmax, sigmoid, ...) also as a plain row: a case per depth
     # with the elements unrolled costs no PARK/UNPARK and no per-element function select
     Instr("EXP",    50, _N, "a -- r",         "r := e ** a (the same result as MATH exp)",          "exp(a)"),
+    # a 16-bit intermediate rounded where eager rounds it (a comparison reads it): in place,
+    # 5 SASS an element, where PARK; MATH to_bf16; UNPARK costs 75 (shared/notes/kernel-sass.md)
+    Instr("TOBF16", 51, _N, "a -- r",         "r := a rounded to bfloat16 (as MATH to_bf16)",       "round_to_bf16(a)"),
+    Instr("TOF16",  52, _N, "a -- r",         "r := a rounded to float16 (as MATH to_f16)",         "round_to_f16(a)"),
 )
 # fmt: on
 
@@ -221,7 +225,7 @@ FUNCTIONS: tuple[MathFn, ...] = (
 FUNCTION_BY_NAME: dict[str, MathFn] = {f.name: f for f in FUNCTIONS}
 # Math functions that also have an instruction of their own (a row above with the same
 # expression): expressions use the instruction, hand-written MATH still works.
-DIRECT_FUNCTIONS: dict[str, str] = {"exp": "EXP"}
+DIRECT_FUNCTIONS: dict[str, str] = {"exp": "EXP", "to_bf16": "TOBF16", "to_f16": "TOF16"}
 FUNCTION_BY_CODE: dict[int, MathFn] = {f.code: f for f in FUNCTIONS}
 MATH_ARGS = ("x", "y")  # the math registers, in order
 

@@ -267,6 +267,7 @@ class _Machine:
 # Math functions exact in float32 both here and in the kernel (libdevice's fmodf is exact),
 # which perturbation would only make look unstable.
 EXACT_FUNCTIONS = frozenset({"to_bf16", "to_f16", "fmod", "remainder"})
+_INEXACT_DIRECT = frozenset(name for function, name in isa.DIRECT_FUNCTIONS.items() if function not in EXACT_FUNCTIONS)
 
 
 def _nudge(perturb: float, pc: int, shape) -> torch.Tensor | float:
@@ -398,7 +399,7 @@ def execute(
             args = stack[len(stack) - ins.pops :]
             del stack[len(stack) - ins.pops :]
             value = COMPUTE[name](*args)
-            direct = name in isa.DIRECT_FUNCTIONS.values()  # a math function of its own row
+            direct = name in _INEXACT_DIRECT  # a math function of its own row, not exact
             stack.append(_nudged(value, _nudge(perturb, pc, shape) if direct else 0.0))
             operands = stack_marks[len(stack_marks) - ins.pops :]
             del stack_marks[len(stack_marks) - ins.pops :]
