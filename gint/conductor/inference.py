@@ -10,7 +10,9 @@ tensor, it switches no autocast or grad mode and holds no higher-order operator)
 traced here with ``make_fx`` and the backend's decompositions alone, on dynamo's own
 fake tensors (so symbolic sizes stay dynamo's and guards land in dynamo's shape
 environment), and dynamo calls gint's compiled graph directly. Views of inputs are
-real torch views, as in eager mode. Any other graph goes through AOT autograd.
+real torch views, as in eager mode; attention stays one operator that picks its fused
+kernel when it runs (``gint.conductor.attention``). Any other graph goes through AOT
+autograd.
 
 Dynamo guards on what this decision reads (each input's ``requires_grad`` and the
 grad mode), so a later call that needs gradients recompiles through AOT autograd.
@@ -26,6 +28,7 @@ from torch._dispatch.python import enable_python_dispatcher
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from gint import stats
+from gint.conductor.attention import WholeAttention, has_attention
 
 log = logging.getLogger("gint")
 
@@ -85,8 +88,10 @@ def trace_for_inference(gm: torch.fx.GraphModule, example_inputs, decompositions
         fakes = [node.meta["example_value"] for node in gm.graph.nodes if node.op == "placeholder"]
         try:
             # the Python dispatcher runs decompositions that take symbolic sizes (interpolate)
+            # each attention call stays whole: eager's kernel choice, on real tensors
+            run = WholeAttention(gm).run if has_attention(gm) else gm
             with enable_python_dispatcher():
-                traced = make_fx(gm, decomposition_table=decompositions, tracing_mode="fake")(*fakes)
+                traced = make_fx(run, decomposition_table=decompositions, tracing_mode="fake")(*fakes)
         except Exception as error:  # noqa: BLE001 - AOT autograd traces what make_fx alone cannot
             log.debug("gint: graph goes through AOT autograd: make_fx failed: %s", error)
             return None
