@@ -50,3 +50,13 @@ def test_the_graph_eager_contender_runs_no_kernel(target):
     assert gint.counters()["launches"] == launches
     assert gint.counters()["subgraphs_declined"] > declined
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_quick_models_run_on_the_cpu(target):
+    """``python -m gint.bench --models --quick`` without a GPU: tiny models, no times."""
+    if target.name != "sim":
+        pytest.skip("the GPU runs the full bench")
+    results = models.run(["llama"], None, lambda items: items, tiny=True)
+    row, table = results["llama"]["inference_fp32"], results["llama"]["subgraphs_bf16"]
+    assert row["gint_rel_error"] < 1e-4 and "gint_ms" not in row
+    assert 0 < table["coverage"] <= 1 and table["table"]

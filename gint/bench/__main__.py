@@ -106,9 +106,44 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _model_names(args, parser) -> list[str]:
+    from gint.bench import models
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(models.MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(models.MODELS)}")
+    return names
+
+
+def _tiny_models(args, parser) -> int:
+    """``--models --quick`` without a GPU: the tiny models under Numba's CUDA simulator
+    (coverage, subgraphs, results against eager; no times). Runs in a fresh process when
+    the simulator was not switched on before numba's import."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
+        import subprocess
+
+        env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+        argv = [sys.executable, "-m", "gint.bench", "--models", args.models, "--quick"]
+        return subprocess.run(argv, env=env).returncode
+    from gint.bench import models
+    from gint.conductor import register_backend
+
+    register_backend()
+    results = models.run(_model_names(args, parser), None, progress, tiny=True)
+    for name, entry in results.items():
+        row, table = entry["inference_fp32"], entry["subgraphs_bf16"]
+        print(f"{name} (tiny, simulator): fp32 error vs eager {row['gint_rel_error']:.2e}; bf16 forward: "
+              f"coverage {table['coverage']:.2f}, {table['signatures']} subgraph signatures")
+        for r in table["table"][:5]:
+            print(f"    {r['calls']:>3}x {','.join(r['ops'][:5])} {r['shapes'][0]} {r['strides'][0]}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gint.bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a small subset of the suite")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small subset of the suite; with --models, tiny models (on the CPU without a GPU)")
     parser.add_argument("--core", action="store_true", help="launch overhead and copy/add bandwidth only")
     parser.add_argument("--variants", action="store_true", help="kernel config / block size ablation only")
     parser.add_argument("--latency", action="store_true", help="cold start, caches, new graphs and shapes, CUDA graphs")
@@ -128,8 +163,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(fresh, "triton"))
     import torch
 
-    if not torch.cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
-        print("gint.bench needs a CUDA GPU (and NUMBA_ENABLE_CUDASIM unset)", file=sys.stderr)
+    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    if args.models and args.quick and (simulated or not torch.cuda.is_available()):
+        return _tiny_models(args, parser)
+    if not torch.cuda.is_available() or simulated:
+        print("gint.bench needs a CUDA GPU (and NUMBA_ENABLE_CUDASIM unset); "
+              "--models --quick runs tiny models on the CPU", file=sys.stderr)
         return 2
     from gint.bench import core, rows, suite
     from gint.conductor import register_backend
@@ -148,10 +187,7 @@ def main(argv=None) -> int:
     if args.models:
         from gint.bench import models
 
-        names = [n.strip() for n in args.models.split(",") if n.strip()]
-        unknown = sorted(set(names) - set(models.MODELS))
-        if unknown:
-            parser.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(models.MODELS)}")
+        names = _model_names(args, parser)
         report["copy_GBps"] = copy_gbps = suite.copy_bandwidth()
         report["kernel"] = kernel_figures()
         path = out / f"bench-models{'-rows' if args.multi_row_tiles else ''}-{report['environment']['date'][:10]}.json"

@@ -270,12 +270,20 @@ def subgraph_table(name: str, dtype: torch.dtype, copy_gbps: float | None, devic
     }
 
 
-def run(names: list[str], copy_gbps: float, progress, save: Callable[[dict], None] | None = None) -> dict:
-    """Every figure for each model in ``names``; ``save(results)`` after each model."""
+def run(
+    names: list[str], copy_gbps: float | None, progress, save: Callable[[dict], None] | None = None, tiny: bool = False
+) -> dict:
+    """Every figure for each model in ``names``; ``save(results)`` after each model.
+    ``tiny``: the tiny configurations on the CPU under the simulator (no times): fp32
+    inference against eager, and the bf16 forward's subgraphs and coverage."""
     results: dict = {}
     for name in progress(names):
         entry: dict = {}
         results[name] = entry
+        if tiny:
+            entry["inference_fp32"] = inference(name, torch.float32, device="cpu", tiny=True)
+            entry["subgraphs_bf16"] = subgraph_table(name, torch.bfloat16, None, device="cpu", tiny=True)
+            continue
         for tag, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
             entry[f"inference_{tag}"] = inference(name, dtype)
             if save:
