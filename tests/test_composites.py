@@ -173,3 +173,45 @@ def test_16_bit(target):
     torch._dynamo.reset()
     got = torch.compile(norm_softmax, backend="gint")(*args)
     torch.testing.assert_close(got, norm_softmax(*args), rtol=2e-2, atol=2e-2)
+
+
+def _convnet(device):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.GroupNorm(2, 8),
+        torch.nn.SiLU(), torch.nn.InstanceNorm2d(8, affine=True), torch.nn.Tanh(),
+    ).to(device)
+    with torch.no_grad():  # running statistics other than 0 and 1
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_inference_norms_run_in_gint(target, dynamic):
+    """Batch norm in eval mode, group norm and instance norm (issue 32's inference norms)."""
+    model = _convnet(target.device)
+    torch._dynamo.reset()
+    fast = torch.compile(model, backend="gint", dynamic=dynamic)
+    for size in (10, 7):
+        x = torch.randn(2, 3, size, size, device=target.device)
+        with torch.no_grad():
+            torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        report = gint.explain(model, torch.randn(2, 3, 10, 10, device=target.device))
+    eager_ops = {f.op for f in report.fallback}
+    assert eager_ops == {"aten.convolution.default", "aten.repeat.default"}, str(report)
+
+
+def test_inference_norms_gint_does_not_take_stay_whole(target):
+    model = _convnet(target.device).double()
+    x = torch.randn(2, 3, 9, 9, device=target.device, dtype=torch.float64)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        report = gint.explain(model, x)
+        got = torch.compile(model, backend="gint")(x)
+    eager_ops = {f.op for f in report.fallback}
+    assert {"aten._native_batch_norm_legit_no_training.default", "aten.native_group_norm.default",
+            "aten._native_batch_norm_legit.no_stats"} <= eager_ops, str(report)
+    torch.testing.assert_close(got, model(x))

@@ -91,7 +91,7 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     a failure leaves ``gm`` as it was (its nodes run eagerly)."""
     device = target_device()
     gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
-    whole = composites.expand(gm, decompositions())
+    whole = composites.expand(gm, expansion_table())
     rewrites = materialize_symbolic_scalars(gm)
     try:
         plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
@@ -181,6 +181,11 @@ GINT_DECOMPOSES = (
     aten.addcmul,
     aten.addcdiv,
     aten.lerp,
+    # the inference norms (training's are decomposed already): batch norm in eval mode,
+    # group norm, and instance norm (batch norm without running stats)
+    aten._native_batch_norm_legit_no_training.default,
+    aten._native_batch_norm_legit.no_stats,
+    aten.native_group_norm.default,
 )
 
 
@@ -197,6 +202,16 @@ def decompositions():
     remove_decompositions(table, decomps_to_exclude)
     table.update(get_decompositions(list(GINT_DECOMPOSES)))
     table[aten.var_mean.correction] = var_mean  # torch's goes through prims
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def expansion_table():
+    """What composites expand with: ``decompositions()``, and batch norm's functional
+    form (eval-mode batch norm decomposes into it; traced graphs never hold it: they
+    hold its functionalized or eval forms)."""
+    table = dict(decompositions())
+    table.update(get_decompositions([aten._native_batch_norm_legit.default]))
     return table
 
 

@@ -46,11 +46,21 @@ COMPOSITES = (
     aten.addcmul,
     aten.addcdiv,
     aten.lerp,
+    aten._native_batch_norm_legit_no_training.default,
+    aten._native_batch_norm_legit.no_stats,
+    aten.native_group_norm.default,
 )
 
 
-def _overloads(packets) -> set:
-    return {getattr(p, name) for p in packets for name in p.overloads()}
+def _overloads(ops) -> set:
+    """Every overload of each packet; an overload as itself."""
+    found = set()
+    for op in ops:
+        if isinstance(op, torch._ops.OpOverload):
+            found.add(op)
+        else:
+            found.update(getattr(op, name) for name in op.overloads())
+    return found
 
 
 COMPOSITE_OVERLOADS = frozenset(op for op in _overloads(COMPOSITES) if not op._schema.is_mutable)
@@ -157,6 +167,8 @@ def _decomposition(node: torch.fx.Node, table: dict, fake_mode) -> torch.fx.Grap
             return None  # the table did not decompose it (a dtype its decomposition skips)
         if sub.op == "get_attr":
             return None  # a constant tensor the decomposition made: not worth inlining
+        if sub.op == "call_function" and getattr(getattr(sub.target, "_schema", None), "is_mutable", False):
+            return None  # the decomposition writes a tensor: keep the operator whole
         if any(isinstance(a, torch.SymInt | torch.SymFloat | torch.SymBool) for a in pytree.tree_leaves(sub.args)):
             return None
     return traced
