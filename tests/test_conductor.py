@@ -279,3 +279,22 @@ def test_main_job_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "check against eager PyTorch: OK" in result.stdout
     assert "bytecode of subgraph 0" in result.stdout
+
+
+def test_no_device_warns_once_and_runs_eagerly(monkeypatch):
+    """No CUDA device and no simulator: eager results, and one warning that says what to do."""
+    import warnings
+
+    from gint.conductor import backend, report
+
+    monkeypatch.setattr(backend, "target_device", lambda: None)
+    monkeypatch.setattr(report, "_warned", set())
+    x = torch.randn(50)
+    torch._dynamo.reset()
+    fn = torch.compile(lambda t: torch.sin(t) * 2 + 1, backend="gint")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.testing.assert_close(fn(x), torch.sin(x) * 2 + 1)
+        torch.testing.assert_close(fn(x + 1), torch.sin(x + 1) * 2 + 1)
+    messages = [str(w.message) for w in caught if "no CUDA device" in str(w.message)]
+    assert len(messages) == 1 and "NUMBA_ENABLE_CUDASIM=1" in messages[0]

@@ -47,6 +47,13 @@ def target_device() -> torch.device | None:
     return torch.device("cuda") if torch.cuda.is_available() else None
 
 
+NO_DEVICE = (
+    "gint found no CUDA device, so backend='gint' runs every operator eagerly; on a machine "
+    "without a GPU, set NUMBA_ENABLE_CUDASIM=1 before importing torch to run gint's kernel "
+    "in Numba's CUDA simulator (slow: for tests)"
+)
+
+
 def is_compute(node: torch.fx.Node) -> bool:
     """Nodes that compute values (not placeholders, outputs, getitem or views)."""
     if node.op != "call_function" or node.target is operator.getitem:
@@ -90,6 +97,8 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     no nn.Module.__call__ per call). Every partition is compiled before ``gm`` changes, so
     a failure leaves ``gm`` as it was (its nodes run eagerly)."""
     device = target_device()
+    if device is None:
+        warn_once(NO_DEVICE)
     gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
     whole = composites.expand(gm, expansion_table())
     rewrites = materialize_symbolic_scalars(gm)
