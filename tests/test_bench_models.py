@@ -60,3 +60,13 @@ def test_quick_models_run_on_the_cpu(target):
     row, table = results["llama"]["inference_fp32"], results["llama"]["subgraphs_bf16"]
     assert row["gint_rel_error"] < 1e-4 and "gint_ms" not in row
     assert 0 < table["coverage"] <= 1 and table["table"]
+
+
+def test_the_models_plot(tmp_path):
+    from gint.bench import plots
+
+    row = {"eager_ms": 2.0, "gint_ms": 4.0, "gint_kernel_ms": 8.0, "inductor_ms": 1.0}
+    results = {"gpt2": {"inference_bf16": row, "training_fp32": {**row, "graph_eager_ms": 2.5}}, "bert": {}}
+    path = tmp_path / "models.png"
+    plots.models(results, "test", path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

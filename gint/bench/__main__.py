@@ -197,6 +197,11 @@ def main(argv=None) -> int:
 
         report["models"] = results = models.run(names, copy_gbps, progress, save)
         save(results)
+        from gint.bench import plots
+
+        env = report["environment"]
+        plots.models(results, f"transformers' models on {env['device']} ({env['date'][:10]}, torch {env['torch']})",
+                     path.with_suffix(".png"))
         print("\n".join(models.summary(results)))
         print(f"wrote {path}")
         return 0

@@ -66,3 +66,36 @@ def reductions(rows: list[dict], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+MODEL_MODES = (("inference_bf16", "bf16"), ("inference_fp32", "fp32"), ("training_fp32", "train fp32"))
+MODEL_WAYS = (("gint_ms", "gint"), ("gint_kernel_ms", "gint, every subgraph in gint"),
+              ("graph_eager_ms", "gint's graph, every subgraph eager"), ("inductor_ms", "Inductor"))
+
+
+def models(results: dict, title: str, path: Path) -> None:
+    """Per model and mode: speed relative to eager (eager's time / each way's), one bar per
+    way that the report holds (>1: faster than eager)."""
+    labels, bars = [], defaultdict(list)
+    for name, entry in results.items():
+        for mode, tag in MODEL_MODES:
+            row = entry.get(mode) or {}
+            if "eager_ms" not in row:
+                continue
+            labels.append(f"{name} {tag}")
+            for key, way in MODEL_WAYS:
+                bars[way].append(row["eager_ms"] / row[key] if row.get(key) else 0.0)
+    ways = [way for _, way in MODEL_WAYS if any(bars[way])]
+    fig, ax = plt.subplots(figsize=(max(8, len(labels) * 0.9), 5))
+    width = 0.8 / max(1, len(ways))
+    for k, way in enumerate(ways):
+        ax.bar([x + (k - (len(ways) - 1) / 2) * width for x in range(len(labels))], bars[way], width, label=way)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(list(range(len(labels))))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("speed vs eager (eager time / time; >1 faster)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
