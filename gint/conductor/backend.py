@@ -21,7 +21,7 @@ import torch
 import torch.fx
 from torch._decomp import core_aten_decompositions, get_decompositions
 from torch._dynamo.exc import RestartAnalysis
-from torch._functorch.aot_autograd import aot_module_simplified
+from torch._dynamo.backends.common import aot_autograd
 from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
@@ -253,20 +253,20 @@ def _compile(gm: torch.fx.GraphModule, example_inputs, parsed: Options):
         traced = trace_for_inference(gm, example_inputs, tracing_table())
         if traced is not None:
             return compile_forward(traced, options=parsed)  # dynamo already disables tracing into it
+    # torch's AOT autograd backend wrapper, not aot_module_simplified alone: dynamo's DDP
+    # optimizer counts its calls to pair each bucket's forward with its backward
     compiler = functools.partial(compile_graph, options=parsed)
     if not parsed.cuda_graphs:
-        return aot_module_simplified(
-            gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler, decompositions=tracing_table()
+        return aot_autograd(fw_compiler=compiler, bw_compiler=compiler, decompositions=tracing_table())(
+            gm, example_inputs
         )
     capture = GraphCapture(len(example_inputs))
-    return aot_module_simplified(
-        gm,
-        example_inputs,
+    return aot_autograd(
         fw_compiler=functools.partial(capture.forward, compiler, is_inference=False),
         inference_compiler=functools.partial(capture.forward, compiler, is_inference=True),
         bw_compiler=functools.partial(capture.backward, compiler),
         decompositions=tracing_table(),
-    )
+    )(gm, example_inputs)
 
 
 def register_backend(name: str = "gint") -> None:
