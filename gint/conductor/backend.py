@@ -179,37 +179,19 @@ def boxed(forward):
     return run
 
 
-# Decomposed although Inductor lowers them itself: gint runs what they decompose into
-# (pointwise operators and row reductions), each as one subgraph.
-GINT_DECOMPOSES = (
-    aten._softmax,
-    aten._log_softmax,
-    aten.native_layer_norm,
-    aten._softmax_backward_data,
-    aten._log_softmax_backward_data,
-    aten.addcmul,
-    aten.addcdiv,
-    aten.lerp,
-    # the inference norms (training's are decomposed already): batch norm in eval mode,
-    # group norm, and instance norm (batch norm without running stats)
-    aten._native_batch_norm_legit_no_training.default,
-    aten._native_batch_norm_legit.no_stats,
-    aten.native_group_norm.default,
-)
-
-
 @functools.lru_cache(maxsize=1)
 def decompositions():
     """What torch's own compiler decomposes: core ATen minus what Inductor keeps whole
     (``torch._inductor.decomposition.decomps_to_exclude``; among them the CPU flash
-    attention, whose decomposition is for export and gives wrong gradients), plus
-    ``GINT_DECOMPOSES``."""
+    attention, whose decomposition is for export and gives wrong gradients), plus the
+    decompositions of ``composites.COMPOSITES``: gint runs what they decompose into
+    (pointwise operators and row reductions), also where Inductor lowers them itself."""
     from torch._decomp import remove_decompositions
     from torch._inductor.decomposition import decomps_to_exclude
 
     table = dict(core_aten_decompositions())
     remove_decompositions(table, decomps_to_exclude)
-    table.update(get_decompositions(list(GINT_DECOMPOSES)))
+    table.update(get_decompositions(list(composites.COMPOSITES)))
     table[aten.var_mean.correction] = var_mean  # torch's goes through prims
     return table
 

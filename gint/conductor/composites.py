@@ -33,7 +33,10 @@ from torch.utils import _pytree as pytree
 log = logging.getLogger("gint")
 aten = torch.ops.aten
 
-# Each is one eager kernel, and decomposes into operators gint runs.
+# Each is one eager kernel, and decomposes into operators gint runs (the backend's
+# table holds their decompositions, also where Inductor keeps them whole). The inference
+# norms: batch norm in eval mode, group norm, and instance norm (batch norm without
+# running statistics); training's arrive decomposed.
 COMPOSITES = (
     aten._softmax,
     aten._log_softmax,
