@@ -1,10 +1,11 @@
 """The layout bench: one pointwise chain over the layouts real models hand gint.
 
-Every case is the same chain ``(x * y + x * 0.5).relu() - y`` on bf16 inputs, over
+Most cases are the same chain ``(x * y + x * 0.5).relu() - y`` on bf16 inputs, over
 the layouts transformers produce: contiguous, the head-major view of a (batch, seq,
-heads, dim) tensor, rows of 64 against a broadcast table, a per-channel broadcast
-over rows of 28 x 28, and the two halves of the last dim (rotate_half's slices);
-plus the rotary embedding itself, ``q * cos + rotate_half(q) * sin``. Each is
+heads, dim) tensor (also in float32, and as a lone scale and a lone copy), rows of 64
+against a broadcast table, a per-channel broadcast over rows of 28 x 28, the two halves
+of the last dim (rotate_half's slices), rows of 70 and of 200 inside wider rows; plus
+the rotary embedding itself, ``q * cos + rotate_half(q) * sin``. Each is
 checked against eager and timed against Inductor, eager and the device copy, and
 carries the layout planner's own figure: the share of each tile's elements that
 are domain elements (1.0: every thread has work), for the kernel configuration in
@@ -30,6 +31,14 @@ BATCH, HEADS, SEQ, DIM = 8, 16, 512, 64
 
 def chain(x, y):
     return (x * y + x * 0.5).relu() - y
+
+
+def scale(x):
+    return x * 0.125
+
+
+def clone(x):
+    return x.contiguous()
 
 
 def rotate_half(q):
@@ -87,6 +96,30 @@ def cases() -> list[LayoutCase]:
             f"the two halves of a ({b},{h},{s},{2 * d}) tensor's last dim",
         ),
         LayoutCase(
+            "head_transposed_scale", scale, lambda: [head_major(b, s, h, d)], f"x * 0.125, x ({b},{h},{s},{d}) head-major"
+        ),
+        LayoutCase(
+            "head_transposed_clone", clone, lambda: [head_major(b, s, h, d)], f"x.contiguous(), x ({b},{h},{s},{d}) head-major"
+        ),
+        LayoutCase(
+            "head_transposed_f32",
+            chain,
+            lambda: [torch.randn(b, s, h, d, device="cuda").transpose(1, 2) for _ in range(2)],
+            f"float32, ({b},{h},{s},{d}) head-major",
+        ),
+        LayoutCase(
+            "rows_of_70",
+            chain,
+            lambda: [_bf16(16384, 128)[:, :70], _bf16(16384, 128)[:, :70]],
+            "rows of 70, 128 apart (16384 rows)",
+        ),
+        LayoutCase(
+            "rows_of_200",
+            chain,
+            lambda: [_bf16(8192, 256)[:, :200], _bf16(8192, 256)[:, :200]],
+            "rows of 200, 256 apart (8192 rows)",
+        ),
+        LayoutCase(
             "rotary_head_transposed",
             rotary,
             lambda: [head_major(b, s, h, d), _bf16(1, 1, s, d), _bf16(1, 1, s, d)],
@@ -134,7 +167,7 @@ def run(case_list: list[LayoutCase], copy_gbps: float, progress) -> list[dict]:
         }
         row.update(planner_figures(case.fn, sets[0], tile_len, multi_row))
         torch._dynamo.reset()
-        row.update(compare(case.fn, sets, torch.bfloat16, moved, copy_gbps))
+        row.update(compare(case.fn, sets, sets[0][0].dtype, moved, copy_gbps))
         results.append(row)
     contiguous = next((r for r in results if r["case"] == "contiguous"), None)
     for r in results:
