@@ -116,6 +116,34 @@ def _model_names(args, parser) -> list[str]:
     return names
 
 
+def _compile_times(args) -> int:
+    """``--compile``: gint's own compile time per node on synthetic graphs (no kernel runs;
+    without a GPU, under the simulator's target, in a fresh process if need be)."""
+    import torch
+
+    if not torch.cuda.is_available() and os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
+        import subprocess
+
+        argv = [sys.executable, "-m", "gint.bench", "--compile", "--sizes", args.sizes, "--out", args.out]
+        return subprocess.run(argv, env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}).returncode
+    from gint.bench import compile_time
+    from gint.conductor import register_backend
+
+    register_backend()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    rows = compile_time.run(sizes, progress)
+    machine = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine, "torch": torch.__version__, "compile": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-compile-{report['date'][:10]}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print("\n".join(compile_time.summary(rows)))
+    print(f"wrote {path}")
+    return 0
+
+
 def _tiny_models(args, parser) -> int:
     """``--models --quick`` without a GPU: the tiny models under Numba's CUDA simulator
     (coverage, subgraphs, results against eager; no times). Runs in a fresh process when
@@ -151,6 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--layouts", action="store_true", help="a pointwise chain over real models' layouts")
     parser.add_argument("--models", nargs="?", const="gpt2,llama,bert", default=None, metavar="NAMES",
                         help="transformers models (comma-separated; default gpt2,llama,bert)")
+    parser.add_argument("--compile", action="store_true",
+                        help="gint's own compile time per node on synthetic chains (runs on the CPU too)")
+    parser.add_argument("--sizes", default="100,1000,3000", help="with --compile: chain lengths")
     parser.add_argument("--no-cold-build", action="store_true", help="with --latency: skip the cold kernel build")
     parser.add_argument("--multi-row-tiles", action="store_true",
                         help="run gint on the kernel with KernelConfig.multi_row_tiles on (built from source)")
@@ -166,6 +197,8 @@ def main(argv=None) -> int:
     simulated = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
     if args.models and args.quick and (simulated or not torch.cuda.is_available()):
         return _tiny_models(args, parser)
+    if args.compile:
+        return _compile_times(args)
     if not torch.cuda.is_available() or simulated:
         print("gint.bench needs a CUDA GPU (and NUMBA_ENABLE_CUDASIM unset); "
               "--models --quick runs tiny models on the CPU", file=sys.stderr)

@@ -119,6 +119,15 @@ def _invariants(values: Sequence[Node], base: list[Node]) -> list[Node]:
     """The largest row-uniform computations inside ``values`` that the base already
     allows: computed once per row instead of once per chunk."""
     available = set(base)
+    # one pass each, operands first (a walk per node was quadratic: chained softmaxes
+    # took seconds to partition): whether a node reads a tensor other than through a
+    # reduction (``is_uniform``), and whether a reduction lies under it short of ``base``
+    uniform: dict[Node, bool] = {}
+    for node in postorder(values):
+        uniform[node] = node.op == REDUCE or (node.op != "LOAD" and all(uniform[a] for a in node.args))
+    reduces: dict[Node, bool] = {}
+    for node in postorder(values, stop=available):
+        reduces[node] = node.op == REDUCE or any(reduces.get(a, False) for a in node.args)
     found: dict[Node, None] = {}
     stack = list(values)
     seen: set[Node] = set()
@@ -127,8 +136,7 @@ def _invariants(values: Sequence[Node], base: list[Node]) -> list[Node]:
         if node in seen or node in available or node.is_leaf:
             continue
         seen.add(node)
-        reductions = [n for n in postorder([node], stop=available) if n.op == REDUCE]
-        if not reductions and is_uniform(node):
+        if not reduces[node] and uniform[node]:
             found[node] = None
         else:
             stack.extend(node.args)
