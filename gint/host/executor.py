@@ -39,6 +39,11 @@ MULTI_ROW_TILES = os.environ.get("GINT_MULTI_ROW_TILES", "1") not in ("0", "")
 _simulator_lock = threading.Lock()  # Numba's simulator runs one kernel at a time
 
 
+def _multi_row(layout: layouts.TensorLayout, row_program: bool, tile_len: int) -> bool:
+    """Whether this layout runs on the multi-row tile kernel (GPU and simulator alike)."""
+    return MULTI_ROW_TILES and not row_program and layout.prefers_multi_row(tile_len)
+
+
 class ExecutionError(ValueError):
     """Tensors that a program cannot run on, with the reason."""
 
@@ -133,7 +138,7 @@ class Executable:
         from gint.host.launcher import launcher_for, tiled_launcher_for
 
         launcher = launcher_for(device.index)
-        if MULTI_ROW_TILES and not self.row_program and layout.prefers_multi_row(launcher.tile_len):
+        if _multi_row(layout, self.row_program, launcher.tile_len):
             launcher = tiled_launcher_for(device.index) or launcher
         multi_row = launcher.config.multi_row_tiles
         grid = launcher.grid_for(layout.blocks(launcher.block, launcher.tile_len, self.row_program, multi_row))
@@ -194,7 +199,7 @@ def _launch_simulated(code: torch.Tensor, table: torch.Tensor, bases: list[int],
     from gint.kernel.memory import reset_warp_barriers
 
     config = SIM_CONFIG
-    if MULTI_ROW_TILES and config == DEFAULT and not row_program and layout.prefers_multi_row(SIM_BLOCK * config.ept):
+    if config == DEFAULT and _multi_row(layout, row_program, SIM_BLOCK * config.ept):
         config = TILED
         stats.bump("launches_multi_row")
     blocks = layout.blocks(SIM_BLOCK, SIM_BLOCK * config.ept, row_program, config.multi_row_tiles)
