@@ -4,6 +4,7 @@
 #                                 stress (issue 31), layouts with and without multi-row tiles (29)
 #   bash tools/gpu_session.sh B   transformers' models, gint's choice on (issue 30)
 #   bash tools/gpu_session.sh C   tile choice, composites and choice GPU tests; layouts; Llama and BERT
+#   bash tools/gpu_session.sh D   after a kernel change: the dtype/instruction GPU tests, layouts, all three models
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -41,5 +42,14 @@ C)
   echo "== layouts (exit $?)"; tail -9 "$OUT/layouts.log"
   timeout 170 python3 -m gint.bench --models ${MODELS:-llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
   echo "== models (exit $?)"; tail -30 "$OUT/models.log"
+  ;;
+D)
+  timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider -n 4 tests/test_dtypes_layouts.py tests/test_instructions.py \
+    tests/test_composites.py tests/test_tile_choice.py tests/test_choice.py > "$OUT/pytest-gpu.log" 2>&1
+  echo "== pytest (exit $?)"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest-gpu.log" | tail -15
+  timeout 40 python3 -m gint.bench --layouts --out "$OUT" > "$OUT/layouts.log" 2>&1
+  echo "== layouts (exit $?)"; tail -12 "$OUT/layouts.log"
+  timeout 330 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
+  echo "== models (exit $?)"; tail -45 "$OUT/models.log"
   ;;
 esac

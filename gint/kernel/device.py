@@ -15,7 +15,7 @@ from gint.abi import DT_BF16, DT_BOOL, DT_F16, DT_F32, DT_I32, DT_I64
 from gint.kernel.memory import (
     bits_to_f32,
     f16_bits_to_f32,
-    f32_to_bits,
+    f32_to_bf16_bits,
     f32_to_f16_bits,
     load_f32,
     load_f32x4,
@@ -48,7 +48,6 @@ float32, int32, int64 = np.float32, np.int32, np.int64
 _ZERO = float32(0.0)
 _ONE = float32(1.0)
 _HALF = float32(0.5)
-_BF16_NAN = int32(0x7FC0)
 _I32_LIMIT = float32(2147483648.0)  # 2**31, exactly representable
 _I64_LIMIT = float32(9223372036854775808.0)  # 2**63
 
@@ -80,16 +79,6 @@ def load_element(base, dtype, index):
     if dtype == DT_I64:
         return float32(load_i64(base + index * 8))
     return truth(load_u8(base + index) != 0)  # bool
-
-
-@device
-def f32_to_bf16_bits(value):
-    """Round float32 to bfloat16 (nearest, ties to even), as the 16 stored bits."""
-    if value != value:
-        return _BF16_NAN
-    bits = int64(f32_to_bits(value)) & 0xFFFFFFFF
-    bits = bits + 0x7FFF + ((bits >> 16) & 1)
-    return int32((bits >> 16) & 0xFFFF)
 
 
 @device

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from gint.kernel.memory import bits_to_f32, f16_bits_to_f32, f32_to_bits, f32_to_f16_bits
+from gint.kernel.memory import bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits
 from gint.kernel.target import SIMULATOR
 
 float32, int32, int64 = np.float32, np.int32, np.int64
@@ -129,11 +129,7 @@ def remainder(x, y):
 @device
 def round_to_bf16(x):
     """x rounded to bfloat16 (nearest, ties to even) and back: what a cast does."""
-    if x != x:
-        return x
-    bits = int64(f32_to_bits(x)) & 0xFFFFFFFF
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return bits_to_f32(int32(bits - (1 << 32) if bits >= (1 << 31) else bits))
+    return bits_to_f32(int32(f32_to_bf16_bits(x) << 16))
 
 
 @device

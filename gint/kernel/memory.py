@@ -20,7 +20,7 @@ __all__ = [
     "store_f32", "store_u16", "store_i32", "store_i64", "store_u8",
     "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
     "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
-    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
+    "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bf16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
     "shuffle_xor", "max_nan", "min_nan",
 ]  # fmt: skip
 
@@ -194,6 +194,16 @@ if SIMULATOR:
 
     def f32_to_bits(value):
         return np.int32(np.array(np.float32(value), np.float32).view(np.int32))
+
+    def f32_to_bf16_bits(value):
+        """Round float32 to bfloat16 (nearest, ties to even), as the 16 stored bits; the
+        GPU's ``cvt.rn.bf16.f32`` does the same (any NaN becomes a quiet NaN)."""
+        value = np.float32(value)
+        if value != value:
+            return np.int32(0x7FC0)
+        bits = int(np.array(value, np.float32).view(np.uint32))
+        bits = bits + 0x7FFF + ((bits >> 16) & 1)
+        return np.int32((bits >> 16) & 0xFFFF)
 
     def bits_to_f32(bits):
         return np.float32(np.array(np.int64(bits).astype(np.int32), np.int32).view(np.float32))
@@ -413,6 +423,18 @@ else:
         def codegen(context, builder, sig, args):
             half = builder.fptrunc(args[0], ir.HalfType())  # round to nearest even
             return builder.zext(builder.bitcast(half, ir.IntType(16)), ir.IntType(32))
+
+        return types.int32(types.float32), codegen
+
+    @intrinsic
+    def f32_to_bf16_bits(typingctx, value):
+        if value != types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            # one F2F on sm_90: round to nearest even, as torch's float -> bfloat16
+            asm = ir.InlineAsm(ir.FunctionType(ir.IntType(16), [ir.FloatType()]), "cvt.rn.bf16.f32 $0, $1;", "=h,f")
+            return builder.zext(builder.call(asm, args), ir.IntType(32))
 
         return types.int32(types.float32), codegen
 
