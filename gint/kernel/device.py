@@ -20,6 +20,7 @@ from gint.kernel.memory import (
     load_f32,
     load_f32x4,
     load_i32,
+    load_i32x2,
     load_i32x4,
     load_i64,
     load_u8,
@@ -48,6 +49,8 @@ float32, int32, int64 = np.float32, np.int32, np.int64
 _ZERO = float32(0.0)
 _ONE = float32(1.0)
 _HALF = float32(0.5)
+_WORD_ZERO = int32(0)
+_HIGH_HALF = int32(-65536)  # 0xFFFF0000
 _I32_LIMIT = float32(2147483648.0)  # 2**31, exactly representable
 _I64_LIMIT = float32(9223372036854775808.0)  # 2**63
 
@@ -186,22 +189,35 @@ def vector_mode(dtype, base, outer0, outer1, outer2, step):
 
 
 @device
-def load_tile_group(start, mode, e):
-    """Elements e .. e+3 of the tile at address ``start`` as float32, with one vector
-    access in ``mode`` (a dtype code from ``vector_mode``, never -1)."""
+def load_tile_words(start, mode, e):
+    """Elements e .. e+3 of the tile at address ``start`` as raw 32-bit words, in one
+    vector access of the width of ``mode`` (a dtype code from ``vector_mode``, never
+    -1): four words of a 4-byte dtype, two of a 16-bit one (two elements a word, the
+    rest 0), one of bool (four bytes). Widening waits for the access
+    (``widen_tile_group``), so a LOAD issues every run's access before it widens any:
+    all of a tile's loads are in flight at once."""
+    shift = element_shift(mode)
+    if shift == 2:
+        return load_i32x4(start + e * 4)
+    if shift == 1:
+        a, b = load_i32x2(start + e * 2)
+        return a, b, _WORD_ZERO, _WORD_ZERO
+    return load_i32(start + e), _WORD_ZERO, _WORD_ZERO, _WORD_ZERO  # bool
+
+
+@device
+def widen_tile_group(mode, words):
+    """``load_tile_words``' words as the four elements' float32 values (dtype ``mode``)."""
+    a, b, c, d = words
     if mode == DT_F32:
-        return load_f32x4(start + e * 4)
-    if mode == DT_BF16:
-        a, b, c, d = load_u16x4(start + e * 2)
-        return bf16_bits_to_f32(a), bf16_bits_to_f32(b), bf16_bits_to_f32(c), bf16_bits_to_f32(d)
+        return bits_to_f32(a), bits_to_f32(b), bits_to_f32(c), bits_to_f32(d)
+    if mode == DT_BF16:  # a bfloat16 is the high half of its float32
+        return bits_to_f32(int32(a << 16)), bits_to_f32(int32(a & _HIGH_HALF)), bits_to_f32(int32(b << 16)), bits_to_f32(int32(b & _HIGH_HALF))
     if mode == DT_F16:
-        a, b, c, d = load_u16x4(start + e * 2)
-        return f16_bits_to_f32(a), f16_bits_to_f32(b), f16_bits_to_f32(c), f16_bits_to_f32(d)
+        return f16_bits_to_f32(a), f16_bits_to_f32(int32(a >> 16)), f16_bits_to_f32(b), f16_bits_to_f32(int32(b >> 16))
     if mode == DT_I32:
-        a, b, c, d = load_i32x4(start + e * 4)
         return float32(a), float32(b), float32(c), float32(d)
-    a, b, c, d = load_u8x4(start + e)  # bool
-    return truth(a != 0), truth(b != 0), truth(c != 0), truth(d != 0)
+    return truth((a & 255) != 0), truth(((a >> 8) & 255) != 0), truth(((a >> 16) & 255) != 0), truth(((a >> 24) & 255) != 0)
 
 
 @device

@@ -18,14 +18,14 @@ from gint.kernel.target import SIMULATOR
 __all__ = [
     "load_f32", "load_u16", "load_i32", "load_i64", "load_u8",
     "store_f32", "store_u16", "store_i32", "store_i64", "store_u8",
-    "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4",
+    "load_f32x4", "load_u16x4", "load_i32x4", "load_u8x4", "load_i32x2",
     "store_f32x4", "store_u16x4", "store_i32x4", "store_u8x4",
     "f16_bits_to_f32", "f32_to_f16_bits", "f32_to_bf16_bits", "f32_to_bits", "bits_to_f32", "prefetch_l2", "fresh", "warp_sync",
     "shuffle_xor", "max_nan", "min_nan",
 ]  # fmt: skip
 
-# The x4 helpers move 4 consecutive elements with one vector access; the address must
-# be aligned to 4 x the element size (the caller checks).
+# The x4 helpers move 4 consecutive elements with one vector access (x2: 2); the address
+# must be aligned to the access's size (the caller checks).
 
 if SIMULATOR:
     import ctypes
@@ -84,21 +84,21 @@ if SIMULATOR:
     store_i64 = _storer(ctypes.c_int64)
     store_u8 = _storer(ctypes.c_uint8)
 
-    def _check_aligned(addr, size):
+    def _check_aligned(addr, nbytes):
         # the GPU faults on a misaligned vector access; make the simulator as strict
-        if int(addr) % (4 * size):
-            raise RuntimeError(f"misaligned {4 * size}-byte vector access at {int(addr):#x}")
+        if int(addr) % nbytes:
+            raise RuntimeError(f"misaligned {nbytes}-byte vector access at {int(addr):#x}")
 
-    def _vector_loader(load, size):
-        def load4(addr):
-            _check_aligned(addr, size)
-            return load(addr), load(addr + size), load(addr + 2 * size), load(addr + 3 * size)
+    def _vector_loader(load, size, lanes=4):
+        def load_lanes(addr):
+            _check_aligned(addr, lanes * size)
+            return tuple(load(addr + lane * size) for lane in range(lanes))
 
-        return load4
+        return load_lanes
 
     def _vector_storer(store, size):
         def store4(addr, a, b, c, d):
-            _check_aligned(addr, size)
+            _check_aligned(addr, 4 * size)
             store(addr, a)
             store(addr + size, b)
             store(addr + 2 * size, c)
@@ -110,6 +110,7 @@ if SIMULATOR:
     load_u16x4 = _vector_loader(load_u16, 2)
     load_i32x4 = _vector_loader(load_i32, 4)
     load_u8x4 = _vector_loader(load_u8, 1)
+    load_i32x2 = _vector_loader(load_i32, 4, lanes=2)
     store_f32x4 = _vector_storer(store_f32, 4)
     store_u16x4 = _vector_storer(store_u16, 2)
     store_i32x4 = _vector_storer(store_i32, 4)
@@ -257,22 +258,22 @@ else:
 
         return store
 
-    def _make_vector_load(word, result):
-        """Load 4 consecutive ``word``s with one aligned vector access, each widened to ``result``."""
+    def _make_vector_load(word, result, count=4):
+        """Load ``count`` consecutive ``word``s with one aligned vector access, each widened to ``result``."""
 
         @intrinsic
         def load4(typingctx, addr):
             if addr != types.int64:
                 return None
-            tuple_type = types.UniTuple(result, 4)
+            tuple_type = types.UniTuple(result, count)
 
             def codegen(context, builder, sig, args):
-                vector_type = ir.VectorType(word, 4)
-                align = 4 * (word.width // 8 if isinstance(word, ir.IntType) else 4)
+                vector_type = ir.VectorType(word, count)
+                align = count * (word.width // 8 if isinstance(word, ir.IntType) else 4)
                 vector = builder.load(_global_ptr(builder, args[0], vector_type), align=align)
                 target = context.get_value_type(result)
                 lanes = []
-                for lane in range(4):
+                for lane in range(count):
                     value = builder.extract_element(vector, ir.Constant(ir.IntType(32), lane))
                     lanes.append(value if value.type == target else builder.zext(value, target))
                 return context.make_tuple(builder, tuple_type, lanes)
@@ -319,6 +320,7 @@ else:
     load_u16x4 = _make_vector_load(_i16, types.int32)
     load_i32x4 = _make_vector_load(_i32, types.int32)
     load_u8x4 = _make_vector_load(_i8, types.int32)
+    load_i32x2 = _make_vector_load(_i32, types.int32, count=2)
     store_f32x4 = _make_vector_store(_f32, types.float32)
     store_u16x4 = _make_vector_store(_i16, types.int32)
     store_i32x4 = _make_vector_store(_i32, types.int32)
