@@ -3,6 +3,8 @@ fused kernel on the real tensors of each call, as eager does (issue 30,
 ``gint.conductor.attention``); graphs that need gradients keep torch's own tracing.
 Results against eager PyTorch on random data."""
 
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -58,6 +60,29 @@ def test_a_transposed_result_is_contiguous_for_the_graph(target):
     args = _inputs(target.device)
     torch._dynamo.reset()
     torch.testing.assert_close(torch.compile(fn, backend="gint")(*args), fn(*args), rtol=1e-5, atol=1e-5)
+
+
+def test_a_mask_expanded_over_the_keys_reaches_sdpa_contiguous(target, monkeypatch):
+    """transformers 5.17 under torch.compile masks BERT with a bool row mask expanded over
+    the keys (last stride 0): no fused kernel takes it (on the H100 SDPA then runs its math
+    path, 699 us vs cuDNN's 48 us for 8x12x512x64 bf16), so gint::attention copies such a
+    mask before the call; the result is eager's."""
+    from gint.conductor import attention
+
+    q, k, v, _ = _inputs(target.device)
+    mask = (torch.rand(2, 1, 24, 1, device=target.device) > 0.3).expand(2, 1, 24, 27)  # False: a NaN row
+    seen = []
+
+    def spy(*args, attn_mask=None, **kwargs):
+        seen.append(attn_mask.stride())
+        return F.scaled_dot_product_attention(*args, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(attention, "F", types.SimpleNamespace(scaled_dot_product_attention=spy))
+    torch._dynamo.reset()
+    got = torch.compile(attend, backend="gint")(q, k, v, mask)
+    monkeypatch.undo()
+    torch.testing.assert_close(got, attend(q, k, v, mask), rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert seen and all(stride[-1] == 1 for stride in seen), seen
 
 
 def test_16_bit(target):

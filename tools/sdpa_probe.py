@@ -17,9 +17,16 @@ def choices(device: str, dtype: torch.dtype) -> None:
     q, k, v = (torch.randn(8, 12, 512, 64, device=device, dtype=dtype) for _ in range(3))
     keep = torch.ones(8, 1, 512, 512, device=device, dtype=torch.bool)
     additive = torch.zeros(8, 1, 512, 512, device=device, dtype=dtype)
+    # transformers 5.17's BERT mask under torch.compile: a bool row mask expanded over keys
+    rows = torch.ones(8, 1, 512, 1, device=device, dtype=torch.bool).expand(8, 1, 512, 512)
     for name, mask in (("no mask", None), ("bool mask", keep), ("additive mask", additive),
-                       ("additive expanded", additive.expand(8, 12, 512, 512))):
+                       ("additive expanded", additive.expand(8, 12, 512, 512)),
+                       ("bool, keys stride 0", rows), ("same, contiguous", rows.contiguous())):
         eager = CHOICES.get(torch._fused_sdp_choice(q, k, v, mask), "?")
+        if device == "cuda":
+            from gint.bench.timing import device_time_us
+
+            eager += f" {device_time_us(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)):7.1f} us"
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:

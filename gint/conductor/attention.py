@@ -9,7 +9,11 @@ softmax of the whole (8,12,512,512) score tensor, ~450 us a layer) where eager, 
 the same mask, runs cuDNN attention (``tools/sdpa_probe.py``). So the direct inference
 trace (``gint.conductor.inference``) keeps each attention call whole, as the custom
 operator ``gint::attention``, which calls ``F.scaled_dot_product_attention`` when the
-graph runs: the kernel is chosen on real tensors, as in eager mode. Its result is made
+graph runs: the kernel is chosen on real tensors, as in eager mode. A mask whose last dimension is not
+contiguous is made so first: transformers 5.17 under torch.compile hands BERT a bool mask
+expanded over the keys (stride 0), which no fused kernel takes, so the call fell back to
+the math path (float32 matmuls, mask arithmetic and a softmax: ~450 us of kernels a
+layer on the H100 where eager's cuDNN attention takes 19 us). Its result is made
 contiguous (a copy where the fused kernel returns another memory order) so that the
 traced graph, which saw a contiguous result, holds for every kernel.
 
@@ -35,6 +39,8 @@ def attention(
     scale: float | None = None,
     enable_gqa: bool = False,
 ) -> torch.Tensor:
+    if attn_mask is not None and attn_mask.dim() > 0 and attn_mask.stride(-1) != 1:
+        attn_mask = attn_mask.contiguous()  # a copy of the mask's size; the fused kernels need it
     out = F.scaled_dot_product_attention(
         query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
         enable_gqa=enable_gqa,
