@@ -103,6 +103,33 @@ def test_training_keeps_torchs_attention_and_its_gradients(target):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
+def test_training_with_a_mask_expanded_over_the_keys(target):
+    """Dynamo's graph gets the mask made contiguous before AOT autograd traces it
+    (``contiguous_masks``); the gradients are eager's."""
+    from gint.conductor import attention, backend
+
+    q, k, v, _ = (a.requires_grad_() for a in _inputs(target.device))
+    bias = torch.randn(2, 1, 24, 1, device=target.device)  # per query: any values stay finite
+
+    def fn(q, k, v, bias):
+        return attend(q, k, v, bias.expand(2, 1, 24, 27))
+
+    made = []
+
+    def spy(gm, example_inputs):
+        made.append(attention.contiguous_masks(gm))
+        return backend.gint_backend(gm, example_inputs)
+
+    torch._dynamo.reset()
+    out = torch.compile(fn, backend=spy)(q, k, v, bias)
+    assert made == [1], made
+    grads = torch.autograd.grad(out.sum(), (q, k, v))
+    q2, k2, v2 = (a.detach().requires_grad_() for a in (q, k, v))
+    want = torch.autograd.grad(fn(q2, k2, v2, bias).sum(), (q2, k2, v2))
+    for g, w in zip(grads, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
 def test_tiny_bert_attention_is_one_operator(target):
     pytest.importorskip("transformers")
     from gint.bench.models import build, tokens
