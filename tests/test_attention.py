@@ -106,7 +106,7 @@ def test_training_keeps_torchs_attention_and_its_gradients(target):
 def test_training_with_a_mask_expanded_over_the_keys(target):
     """Dynamo's graph gets the mask made contiguous before AOT autograd traces it
     (``contiguous_masks``); the gradients are eager's."""
-    from gint.conductor import attention, backend
+    from gint.conductor import backend, masks
 
     q, k, v, _ = (a.requires_grad_() for a in _inputs(target.device))
     bias = torch.randn(2, 1, 24, 1, device=target.device)  # per query: any values stay finite
@@ -117,7 +117,7 @@ def test_training_with_a_mask_expanded_over_the_keys(target):
     made = []
 
     def spy(gm, example_inputs):
-        made.append(attention.contiguous_masks(gm))
+        made.append(masks.contiguous_masks(gm))
         return backend.gint_backend(gm, example_inputs)
 
     torch._dynamo.reset()

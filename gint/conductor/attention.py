@@ -16,12 +16,7 @@ traced graph, which saw a contiguous result, holds for every kernel.
 Graphs that need gradients go through AOT autograd and keep torch's own tracing of
 attention (``gint::attention`` has no backward).
 
-In every dynamo graph, a mask whose last dimension is not contiguous is made contiguous
-before its SDPA call (``contiguous_masks``): transformers 5.17 under torch.compile hands
-BERT a bool mask expanded over the keys (stride 0), which no fused kernel takes, so each
-call fell back to the math path (float32 matmuls, mask arithmetic and a softmax: ~450 us
-of kernels a layer on the H100 where eager's cuDNN attention takes 19 us; the same call
-699 us with that mask, 47.8 us with it made contiguous). The copy is the mask's size.
+Masks are simplified in dynamo's graph before either trace: ``gint.conductor.masks``.
 """
 
 import torch
@@ -61,37 +56,6 @@ class WholeAttention(torch.fx.Interpreter):
         if target is SDPA:
             return torch.ops.gint.attention(*args, **kwargs)
         return super().call_function(target, args, kwargs)
-
-
-def _mask_argument(node: torch.fx.Node) -> tuple[str | int, object]:
-    if "attn_mask" in node.kwargs:
-        return "attn_mask", node.kwargs["attn_mask"]
-    return 3, node.args[3] if len(node.args) > 3 else None
-
-
-def contiguous_masks(gm: torch.fx.GraphModule) -> int:
-    """Make every SDPA mask whose last stride is not 1 (on dynamo's example values)
-    contiguous before the call; returns how many were. Fused kernels need the mask's
-    last dimension contiguous; without it SDPA runs its math path."""
-    changed = 0
-    for node in list(gm.graph.nodes):
-        if node.op != "call_function" or node.target is not SDPA:
-            continue
-        where, mask = _mask_argument(node)
-        example = mask.meta.get("example_value") if isinstance(mask, torch.fx.Node) else None
-        if not isinstance(example, torch.Tensor) or example.dim() == 0 or example.stride(-1) == 1:
-            continue
-        with gm.graph.inserting_before(node):
-            copied = gm.graph.call_method("contiguous", (mask,))
-        copied.meta["example_value"] = example.contiguous()
-        if where == "attn_mask":
-            node.update_kwarg("attn_mask", copied)
-        else:
-            node.update_arg(3, copied)
-        changed += 1
-    if changed:
-        gm.recompile()
-    return changed
 
 
 def has_attention(gm: torch.fx.GraphModule) -> bool:

@@ -26,7 +26,7 @@ from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
 from gint.conductor import composites, threads
-from gint.conductor.attention import contiguous_masks
+from gint.conductor.masks import simplify_masks
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
@@ -232,7 +232,7 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
 
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, parsed: Options):
-    contiguous_masks(gm)  # SDPA's fused kernels need them; else its math path runs
+    simplify_masks(gm)  # so that SDPA picks a fused kernel, as eager does
     if parsed.direct_inference and not parsed.cuda_graphs:
         traced = trace_for_inference(gm, example_inputs, tracing_table())
         if traced is not None:
