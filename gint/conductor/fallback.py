@@ -1,7 +1,10 @@
 """A partition's ATen nodes as a plain eager callable: what a compiled subgraph runs
 when the kernel cannot take a call's tensor layout (a new shape whose reduced dims no
-longer form one run in memory, say). It replays the nodes' targets in graph order;
-nothing is generated or compiled, so building one costs microseconds per node."""
+longer form one run in memory, say), or where eager measured faster. It calls the
+nodes' targets in graph order from a small generated Python function (one line a node,
+every constant argument bound by name), so a call costs the ATen calls and little
+else: replaying them through a generic argument walk cost ~3x the host time of the
+ops themselves (what a host-bound model pays on every declined subgraph)."""
 
 from __future__ import annotations
 
@@ -27,14 +30,34 @@ def _template(value, index: dict):
     return value
 
 
-def _fill(value, values: list):
+def _render(value, constants: list) -> str:
+    """Python source for ``value``: a reference is ``v<index>``, a list or tuple holding one
+    is written out, anything else is a named constant."""
     if isinstance(value, _Ref):
-        return values[value.index]
-    if isinstance(value, list | tuple):
-        return type(value)(_fill(v, values) for v in value)
-    if isinstance(value, dict):
-        return {k: _fill(v, values) for k, v in value.items()}
-    return value
+        return f"v{value.index}"
+    if isinstance(value, list | tuple) and any(isinstance(v, _Ref | list | tuple | dict) for v in value):
+        items = ", ".join(_render(v, constants) for v in value)
+        return f"[{items}]" if isinstance(value, list) else f"({items},)"
+    if isinstance(value, dict) and value:
+        return "{" + ", ".join(f"{_render(k, constants)}: {_render(v, constants)}" for k, v in value.items()) + "}"
+    constants.append(value)
+    return f"c{len(constants) - 1}"
+
+
+def _generate(steps, n_inputs: int, outputs: tuple[int, ...]):
+    """``run(v0, v1, ...)``: the steps in order, returning the outputs as a tuple."""
+    constants: list = []
+    names = {}
+    lines = [f"def run({', '.join(f'v{i}' for i in range(n_inputs))}):"]
+    for k, (target, args, kwargs) in enumerate(steps):
+        names[f"t{k}"] = target
+        call = [_render(a, constants) for a in args]
+        call += [f"{key}={_render(v, constants)}" for key, v in kwargs.items()]
+        lines.append(f"    v{n_inputs + k} = t{k}({', '.join(call)})")
+    lines.append(f"    return ({''.join(f'v{i}, ' for i in outputs)})")
+    scope = {**names, **{f"c{j}": c for j, c in enumerate(constants)}}
+    exec(compile("\n".join(lines), "<gint eager twin>", "exec"), scope)  # noqa: S102 - our own source
+    return scope["run"]
 
 
 class EagerNodes:
@@ -79,12 +102,8 @@ class EagerNodes:
             if node in index or composite is not None:
                 continue  # a result of, or inside, a composite run whole
             index[node] = step(node.target, node.args, node.kwargs)
-        self._steps = tuple(steps)
-        self._outputs = tuple(index[node] for node in outputs)
+        self._run = _generate(steps, len(inputs), tuple(index[node] for node in outputs))
         self.whole = sum(1 for k in index if not isinstance(k, torch.fx.Node))  # composites run whole
 
     def __call__(self, *inputs):
-        values = list(inputs)
-        for target, args, kwargs in self._steps:
-            values.append(target(*_fill(args, values), **_fill(kwargs, values)))
-        return tuple(values[i] for i in self._outputs)
+        return self._run(*inputs)
