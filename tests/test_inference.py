@@ -176,3 +176,57 @@ def test_needs_aot_when_grad_is_off_ignores_requires_grad():
 def test_needs_aot_without_example_values():
     gm = torch.fx.symbolic_trace(lambda x: x * 2)
     assert "no example value" in needs_aot(gm, [torch.randn(4)])
+
+
+def _clones_left(fn, *args) -> tuple[int, object]:
+    """Run ``fn`` compiled; how many aten.clone nodes gint's inference graph kept, and the result."""
+    from gint.conductor import backend
+
+    kept = []
+    real = backend.compile_forward
+
+    def spy(gm, **kwargs):
+        kept.append(sum(1 for n in gm.graph.nodes if n.target is torch.ops.aten.clone.default))
+        return real(gm, **kwargs)
+
+    backend.compile_forward = spy
+    try:
+        with torch.no_grad():
+            out = compiled(fn)(*args)
+    finally:
+        backend.compile_forward = real
+    return sum(kept), out
+
+
+def test_eval_dropout_copies_are_dropped(target):
+    """Dropout in eval mode traces as a clone: a copy kernel eager never runs."""
+    x = torch.randn(target.rows, target.cols, device=target.device)
+    w = torch.randn(target.cols, device=target.device)
+
+    def fn(x, w):
+        h = torch.nn.functional.dropout(torch.nn.functional.layer_norm(x, (x.shape[-1],), w), 0.1, training=False)
+        return (h * 2.0 + 1.0).relu(), torch.nn.functional.dropout(x * w, 0.5, training=False).t()
+
+    kept, (a, b) = _clones_left(fn, x, w)
+    assert kept == 0
+    want_a, want_b = fn(x, w)
+    torch.testing.assert_close(a, want_a)
+    torch.testing.assert_close(b, want_b)
+    assert b.stride() == want_b.stride()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.clone(),  # an output: must not alias the input
+        lambda x: x.t().clone() * 2.0,  # a transposed source: the clone changes the layout (kept)
+        lambda x: ((x + 1.0).clone(), x + 1.0),  # an output again
+        lambda x: x[:, 1:].clone() + 1.0,  # a view of an input: the clone's source aliases the caller's tensor
+    ],
+)
+def test_clones_that_matter_stay(target, fn):
+    x = torch.randn(target.rows, target.cols, device=target.device)
+    kept, got = _clones_left(fn, x)
+    assert kept >= 1
+    want = fn(x)
+    torch.testing.assert_close(got, want)
