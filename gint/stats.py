@@ -11,6 +11,7 @@ NAMES = (
     "graphs_failed",  # graphs gint could not compile, run eagerly instead
     "subgraphs_run_eagerly",  # subgraph calls with a layout the kernel cannot run
     "subgraphs_declined",  # subgraph input signatures eager ran faster: they run eagerly (gint.conductor.choice)
+    "subgraphs_rebalanced",  # timed signatures switched between gint and eager for the whole graph (balance)
     "programs_built",
     "kernel_builds",
     "launches",

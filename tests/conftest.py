@@ -58,7 +58,7 @@ def _gint_runs_every_subgraph(monkeypatch):
     choice set ``choice.timer`` themselves."""
     from gint.conductor import choice
 
-    monkeypatch.setattr(choice, "timer", lambda run_gint, run_eager: (0.0, 1.0, run_gint(), None))
+    monkeypatch.setattr(choice, "timer", lambda run_gint, run_eager: (choice.Timing.flat(0.0, 1.0), run_gint(), None))
 
 
 _BUILD_DIR = pytest.StashKey[str]()

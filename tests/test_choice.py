@@ -21,7 +21,7 @@ def _force(monkeypatch, gint_us: float, eager_us: float) -> list:
 
     def timer(run_gint, run_eager):
         calls.append(1)
-        return gint_us, eager_us, run_gint(), run_eager()
+        return choice.Timing.flat(gint_us, eager_us), run_gint(), run_eager()
 
     monkeypatch.setattr(choice, "timer", timer)
     return calls
@@ -134,10 +134,11 @@ def test_time_both_charges_the_slower_of_host_and_device(monkeypatch):
         _FakeEvent.clock[0] += 0.02
         return "e"
 
-    gint_us, eager_us, g, e = choice.time_both(run_gint, run_eager)
+    timing, g, e = choice.time_both(run_gint, run_eager)
     assert (g, e) == ("g", "e")
-    assert gint_us == pytest.approx(50.0, abs=1.0)  # device time: host issue is shorter
-    assert eager_us >= 2000.0  # host issue time: longer than its 20 us of device time
+    assert timing.gint == pytest.approx(50.0, abs=1.0)  # device time: host issue is shorter
+    assert timing.eager >= 2000.0  # host issue time: longer than its 20 us of device time
+    assert timing.eager_device == pytest.approx(20.0, abs=1.0) and timing.gint_host < 1000.0
 
 
 def test_a_timer_that_fails_leaves_gint_running(monkeypatch):

@@ -101,7 +101,7 @@ def test_composites_gint_does_not_take_run_whole(target):
 
 
 def test_a_declined_subgraph_runs_the_fused_operators(target, monkeypatch):
-    monkeypatch.setattr(choice, "timer", lambda run_gint, run_eager: (2.0, 1.0, run_gint(), run_eager()))
+    monkeypatch.setattr(choice, "timer", lambda run_gint, run_eager: (choice.Timing.flat(2.0, 1.0), run_gint(), run_eager()))
     args = _inputs(target.device, 6, 33)
     torch._dynamo.reset()
     with recording(Report()) as report:

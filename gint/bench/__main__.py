@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     parser.add_argument("--layouts", action="store_true", help="a pointwise chain over real models' layouts")
     parser.add_argument("--models", nargs="?", const="gpt2,llama,bert", default=None, metavar="NAMES",
                         help="transformers models (comma-separated; default gpt2,llama,bert)")
+    parser.add_argument("--balance", action="store_true",
+                        help="with --models: also time gint with options={'graph_balance': True} (gint_balanced)")
     parser.add_argument("--compile", action="store_true",
                         help="gint's own compile time per node on synthetic chains (runs on the CPU too)")
     parser.add_argument("--sizes", default="100,1000,3000", help="with --compile: chain lengths")
@@ -195,6 +197,10 @@ def main(argv=None) -> int:
     import torch
 
     simulated = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    if args.balance:
+        from gint.bench import models
+
+        models.CONTENDER_OPTIONS["gint_balanced"] = {"graph_balance": True}
     if args.models and args.quick and (simulated or not torch.cuda.is_available()):
         return _tiny_models(args, parser)
     if args.compile:

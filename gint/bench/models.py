@@ -85,6 +85,10 @@ def first_call_ms(fn: Callable[[], object], device) -> float:
     return round((time.perf_counter() - start) * 1e3, 1)
 
 
+# more gint contenders by name: their backend options (``--balance`` adds gint_balanced)
+CONTENDER_OPTIONS: dict[str, dict] = {}
+
+
 def contenders(model: torch.nn.Module, with_inductor: bool) -> dict[str, Callable]:
     """``gint`` as users get it; ``gint_kernel``: every subgraph in gint;
     ``graph_eager``: gint's compiled graph with every subgraph run eagerly (what the graph
@@ -95,6 +99,7 @@ def contenders(model: torch.nn.Module, with_inductor: bool) -> dict[str, Callabl
         "gint": torch.compile(model, backend="gint"),
         "gint_kernel": torch.compile(model, backend="gint", options={"eager_when_faster": False}),
         "graph_eager": all_eager(torch.compile(model, backend="gint")),
+        **{name: torch.compile(model, backend="gint", options=opts) for name, opts in CONTENDER_OPTIONS.items()},
     }
     if with_inductor:
         fns["inductor"] = torch.compile(model)
@@ -107,7 +112,7 @@ def all_eager(fn: Callable) -> Callable:
     from gint.conductor import choice
 
     def forced(run_gint, run_eager):
-        return float("inf"), 0.0, None, run_eager()
+        return choice.Timing.flat(float("inf"), 0.0), None, run_eager()
 
     def run(*args, **kwargs):
         previous, choice.timer = choice.timer, forced
@@ -139,6 +144,7 @@ def inference(name: str, dtype: torch.dtype, device="cuda", tiny: bool = False) 
             row.update({f"{k}_ms": round(v / 1e3, 3) for k, v in walls.items()})
             row["speedup_vs_eager"] = round(walls["eager"] / walls["gint"], 3)
             row["kernel_speedup_vs_eager"] = round(walls["eager"] / walls["gint_kernel"], 3)
+            row.update({f"{k}_speedup_vs_eager": round(walls["eager"] / walls[k], 3) for k in CONTENDER_OPTIONS})
             row["gint_vs_inductor"] = round(walls["gint"] / walls["inductor"], 3)
             row["graph_eager_vs_eager"] = round(walls["eager"] / walls["graph_eager"], 3)
     return row
@@ -177,6 +183,7 @@ def training(name: str, device="cuda", tiny: bool = False) -> dict:
         row.update({f"{k}_ms": round(v / 1e3, 3) for k, v in walls.items()})
         row["speedup_vs_eager"] = round(walls["eager"] / walls["gint"], 3)
         row["kernel_speedup_vs_eager"] = round(walls["eager"] / walls["gint_kernel"], 3)
+        row.update({f"{k}_speedup_vs_eager": round(walls["eager"] / walls[k], 3) for k in CONTENDER_OPTIONS})
         row["graph_eager_vs_eager"] = round(walls["eager"] / walls["graph_eager"], 3)
     return row
 

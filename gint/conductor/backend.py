@@ -27,6 +27,7 @@ from torch.fx.passes.tools_common import stable_topological_sort
 from gint import stats
 from gint.conductor import composites, threads
 from gint.conductor.masks import simplify_masks
+from gint.conductor.balance import GraphBalance
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
@@ -148,7 +149,10 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     if hasattr(gm, "real_recompile"):  # a lazy GraphModule: generate its code now, not on the first call
         gm.real_recompile()
     log.debug("gint: compiled a graph: %d of %d compute nodes in gint", gint_nodes, len(compute))
-    return type(gm).forward.__get__(gm)
+    forward = type(gm).forward.__get__(gm)
+    if options.graph_balance and options.eager_when_faster and not options.cuda_graphs:
+        return GraphBalance(forward, [compiled for _, compiled in compiled_partitions])
+    return forward
 
 
 def run_eagerly(gm: torch.fx.GraphModule, error: Exception, what: str):

@@ -38,6 +38,29 @@ MAX_TIMED = 8  # signatures timed per subgraph
 
 
 @dataclass(frozen=True)
+class Timing:
+    """Each way's host issue time and device time per call, microseconds (best of the runs)."""
+
+    gint_host: float
+    gint_device: float
+    eager_host: float
+    eager_device: float
+
+    @staticmethod
+    def flat(gint_us: float, eager_us: float) -> Timing:
+        """Host and device time alike (a forced choice: tests, benchmarks)."""
+        return Timing(gint_us, gint_us, eager_us, eager_us)
+
+    @property
+    def gint(self) -> float:
+        return max(self.gint_host, self.gint_device)
+
+    @property
+    def eager(self) -> float:
+        return max(self.eager_host, self.eager_device)
+
+
+@dataclass(frozen=True)
 class Decision:
     """How one input signature of a subgraph runs, and why."""
 
@@ -45,16 +68,18 @@ class Decision:
     gint_us: float | None = None  # cost per call, best of the timed runs (None: not timed)
     eager_us: float | None = None
     reason: str = ""
+    timing: Timing | None = None  # each way's host and device time apart (None: not timed)
 
     def __str__(self) -> str:
         way = "gint" if self.use_gint else "eager"
         if self.gint_us is None:
             return f"{way} ({self.reason})"
-        return f"{way}: gint {self.gint_us:.1f} us, eager {self.eager_us:.1f} us"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{way}: gint {self.gint_us:.1f} us, eager {self.eager_us:.1f} us{why}"
 
 
-def time_both(run_gint: Callable[[], object], run_eager: Callable[[], object]) -> tuple[float, float, object, object]:
-    """Each way's cost per call in microseconds, and each way's last outputs.
+def time_both(run_gint: Callable[[], object], run_eager: Callable[[], object]) -> tuple[Timing, object, object]:
+    """Each way's host and device time per call in microseconds, and each way's last outputs.
 
     A call costs what the slower of its two sides costs in a stream of calls: the host's
     time to issue it, or the GPU's time to run it. The GPU's is timed with CUDA events
@@ -79,9 +104,13 @@ def time_both(run_gint: Callable[[], object], run_eager: Callable[[], object]) -
         host[1].append(time.perf_counter() - began)
         end_e.record()
     events[-1][-1].synchronize()
-    gint_us = max(min(s.elapsed_time(e) for s, e, _, _ in events) * 1000.0, min(host[0]) * 1e6)
-    eager_us = max(min(s.elapsed_time(e) for _, _, s, e in events) * 1000.0, min(host[1]) * 1e6)
-    return gint_us, eager_us, outputs[0], outputs[1]
+    timing = Timing(
+        gint_host=min(host[0]) * 1e6,
+        gint_device=min(s.elapsed_time(e) for s, e, _, _ in events) * 1000.0,
+        eager_host=min(host[1]) * 1e6,
+        eager_device=min(s.elapsed_time(e) for _, _, s, e in events) * 1000.0,
+    )
+    return timing, outputs[0], outputs[1]
 
 
 # Tests replace this to force a choice where nothing can be timed (the simulator).
@@ -112,8 +141,8 @@ def decide(
             use_gint, reason = True, f"not timed: the first {len(timed)} timed signatures disagreed"
         return Decision(use_gint, reason=reason), (run_gint() if use_gint else run_eager())
     try:
-        gint_us, eager_us, gint_out, eager_out = measure(run_gint, run_eager)
+        timing, gint_out, eager_out = measure(run_gint, run_eager)
     except Exception as error:  # noqa: BLE001 - timing is an optimization: never fail the call for it
         return Decision(True, reason=f"not timed: {type(error).__name__}: {error}"[:200]), run_gint()
-    use_gint = gint_us <= eager_us
-    return Decision(use_gint, gint_us, eager_us), (gint_out if use_gint else eager_out)
+    use_gint = timing.gint <= timing.eager
+    return Decision(use_gint, timing.gint, timing.eager, timing=timing), (gint_out if use_gint else eager_out)

@@ -23,6 +23,10 @@ class Options:
       signature times it in gint and eagerly and keeps the faster, so gint never makes
       a subgraph slower than eager (default True; False always runs gint, for
       benchmarks of the kernel; see ``gint.conductor.choice``).
+    - ``graph_balance``: with ``eager_when_faster``, after its subgraphs have decided a
+      compiled graph times itself once and switches subgraphs between gint and eager
+      where that lowers the larger of its host and device time (default False: not yet
+      measured on a GPU; see ``gint.conductor.balance``).
     """
 
     max_tensors: int = MAX_SLOTS
@@ -30,6 +34,7 @@ class Options:
     cuda_graphs: bool = False
     direct_inference: bool = True
     eager_when_faster: bool = True
+    graph_balance: bool = False
 
     @classmethod
     def parse(cls, options: dict | None) -> Options:

@@ -88,6 +88,8 @@ class GintCompiledSubgraph:
         self.reduce_dims = reduce_dims  # a row program's reduced dims of the domain (None: pointwise)
         self.choose = choose and eager is not None  # time gint against eager per new signature
         self.decisions: dict[tuple, choice.Decision] = {}  # per input signature, when choosing
+        self.last_key: tuple | None = None  # the latest call's signature (gint.conductor.balance)
+        self._timed: dict[tuple, object] = {}  # a timed signature's plan, whichever way it runs
         # per input (shape, stride, dtype) key: each output's (shape, strides), and the layout
         self._plans: dict[tuple, tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], layouts.TensorLayout]] = {}
 
@@ -133,7 +135,7 @@ class GintCompiledSubgraph:
         return list(zip(out_shapes, out_strides)), layout
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        key = tuple((t.shape, t.stride(), t.dtype) for t in inputs)
+        key = self.last_key = tuple((t.shape, t.stride(), t.dtype) for t in inputs)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plan_or_eager(inputs)
@@ -169,7 +171,12 @@ class GintCompiledSubgraph:
         if not decision.use_gint:
             stats.bump("subgraphs_declined")
         self._plans[key] = plan if decision.use_gint else _DECLINED
+        self._timed[key] = plan
         return outs
+
+    def switch(self, key: tuple, use_gint: bool) -> None:
+        """Run the timed signature ``key`` in gint or eagerly from now on."""
+        self._plans[key] = self._timed[key] if use_gint else _DECLINED
 
     def __repr__(self) -> str:
         return f"GintCompiledSubgraph({len(self.ops)} ops, {self.num_tensors} tensors)"
