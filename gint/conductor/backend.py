@@ -26,11 +26,11 @@ from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
 from gint.conductor import composites, threads
-from gint.conductor.masks import simplify_masks
 from gint.conductor.balance import GraphBalance
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
+from gint.conductor.masks import simplify_masks
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean

@@ -212,7 +212,7 @@ def widen_tile_group(mode, words):
     if mode == DT_F32:
         return bits_to_f32(a), bits_to_f32(b), bits_to_f32(c), bits_to_f32(d)
     if mode == DT_BF16:  # a bfloat16 is the high half of its float32
-        return bits_to_f32(int32(a << 16)), bits_to_f32(int32(a & _HIGH_HALF)), bits_to_f32(int32(b << 16)), bits_to_f32(int32(b & _HIGH_HALF))
+        return bf16_bits_to_f32(a), bits_to_f32(int32(a & _HIGH_HALF)), bf16_bits_to_f32(b), bits_to_f32(int32(b & _HIGH_HALF))
     if mode == DT_F16:
         return f16_bits_to_f32(a), f16_bits_to_f32(int32(a >> 16)), f16_bits_to_f32(b), f16_bits_to_f32(int32(b >> 16))
     if mode == DT_I32:
