@@ -27,7 +27,7 @@ import torch
 import torch.fx
 from torch.fx.node import map_arg
 
-SDPA = torch._C._nn.scaled_dot_product_attention
+from gint.conductor.attention import SDPA
 MAX_FOLDED = 1 << 26  # elements of a mask evaluated at compile time
 
 _CONSTANT_FUNCTIONS = {
@@ -92,6 +92,22 @@ def _evaluate(chain: list[torch.fx.Node]):
     return values[chain[-1]]
 
 
+def _constant_value(mask: torch.fx.Node) -> tuple[list[torch.fx.Node] | None, torch.Tensor | None]:
+    """``mask``'s constant chain and its value, or (None, None) where it is not constant."""
+    example = mask.meta.get("example_value")
+    if isinstance(example, torch.Tensor) and example.numel() > MAX_FOLDED:
+        return None, None
+    chain = _constant_chain(mask)
+    if chain is None:
+        return None, None
+    try:
+        with torch.no_grad():
+            value = _evaluate(chain)
+    except Exception:  # noqa: BLE001 - not foldable after all: the mask stays
+        return None, None
+    return (chain, value) if isinstance(value, torch.Tensor) else (None, None)
+
+
 def _folded(call: torch.fx.Node, value: torch.Tensor) -> str | None:
     """What a constant mask amounts to: "none", "causal", or None (keep it)."""
     if value.dtype == torch.bool:
@@ -120,22 +136,15 @@ def fold_constant_masks(gm: torch.fx.GraphModule) -> int:
     """Replace each SDPA mask computed from constants alone by no mask or ``is_causal``
     where it is equivalent (module docstring); returns how many calls changed."""
     changed = 0
+    evaluated: dict[torch.fx.Node, tuple] = {}  # a mask every layer shares is evaluated once
     for call in _sdpa_calls(gm):
         mask = _argument(call, "attn_mask", 3)
         if not isinstance(mask, torch.fx.Node):
             continue
-        example = mask.meta.get("example_value")
-        if isinstance(example, torch.Tensor) and example.numel() > MAX_FOLDED:
-            continue
-        chain = _constant_chain(mask)
-        if chain is None:
-            continue
-        try:
-            with torch.no_grad():
-                value = _evaluate(chain)
-        except Exception:  # noqa: BLE001 - not foldable after all: the mask stays
-            continue
-        if not isinstance(value, torch.Tensor):
+        if mask not in evaluated:
+            evaluated[mask] = _constant_value(mask)
+        chain, value = evaluated[mask]
+        if value is None:
             continue
         way = _folded(call, value)
         if way is None:
