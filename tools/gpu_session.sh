@@ -6,6 +6,7 @@
 #   bash tools/gpu_session.sh C   tile choice, composites and choice GPU tests; layouts; Llama and BERT
 #   bash tools/gpu_session.sh D   after a kernel change: the dtype/instruction GPU tests, layouts, all three models
 #   bash tools/gpu_session.sh E   all three models with graph_balance as a contender (--balance), then kernel tables
+#   bash tools/gpu_session.sh F   training's kernel tables (eager, graph_eager, gint) for BERT and Llama
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -58,5 +59,9 @@ E)
   echo "== models (exit $?)"; tail -45 "$OUT/models.log"
   python3 -c "import json,glob; d=json.load(open(sorted(glob.glob('$OUT/bench-models-*.json'))[-1])); [print(n, m, r.get('gint_balanced_speedup_vs_eager'), r.get('speedup_vs_eager'), r.get('kernel_speedup_vs_eager')) for n, x in d['models'].items() for m, r in x.items() if isinstance(r, dict)]"
   timeout 120 python3 tools/profile_floor.py bert > "$OUT/floor.log" 2>&1; echo "== floor (exit $?)"; grep "==" "$OUT/floor.log"
+  ;;
+F)
+  timeout 300 python3 tools/profile_floor.py --train ${MODELS:-bert llama} > "$OUT/floor-train.log" 2>&1
+  echo "== floor, training (exit $?)"; cat "$OUT/floor-train.log" | grep -v Warning | tail -150
   ;;
 esac
