@@ -17,6 +17,8 @@ NAMES = (
     "launches",
     "launches_multi_row",  # of them, on the multi-row tile kernel (rows much shorter than a tile)
     "fallback_nodes",
+    "cats_to_clones",  # cats of one tensor and empty ones, copied as a clone gint can fuse (gint.conductor.copies)
+    "clones_dropped",  # clones of graphs that mutate nothing, where nobody needs the copy (gint.conductor.copies)
 )
 
 _counts: Counter[str] = Counter()

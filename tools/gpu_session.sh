@@ -7,6 +7,7 @@
 #   bash tools/gpu_session.sh D   after a kernel change: the dtype/instruction GPU tests, layouts, all three models
 #   bash tools/gpu_session.sh E   all three models with graph_balance as a contender (--balance), then kernel tables
 #   bash tools/gpu_session.sh F   training's kernel tables (eager, graph_eager, gint) for BERT and Llama
+#   bash tools/gpu_session.sh G   host profiles (cProfile) of BERT's training step and bf16 forward
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -63,5 +64,11 @@ E)
 F)
   timeout 300 python3 tools/profile_floor.py --train ${MODELS:-bert llama} > "$OUT/floor-train.log" 2>&1
   echo "== floor, training (exit $?)"; cat "$OUT/floor-train.log" | grep -v Warning | tail -150
+  ;;
+G)
+  timeout 150 python3 tools/profile_host.py bert --train eager graph_eager gint > "$OUT/host-train.log" 2>&1
+  echo "== host, training (exit $?)"; grep "==" "$OUT/host-train.log"
+  timeout 100 python3 tools/profile_host.py bert gint > "$OUT/host-bf16.log" 2>&1
+  echo "== host, bf16 (exit $?)"; grep "==" "$OUT/host-bf16.log"
   ;;
 esac

@@ -26,6 +26,7 @@ from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
 from gint.conductor import composites, threads
+from gint.conductor.copies import drop_clones, mutates_nothing, single_part_cats
 from gint.conductor.balance import GraphBalance
 from gint.conductor.compiler import GintCompiler
 from gint.conductor.graphs import GraphCapture
@@ -101,6 +102,9 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     device = target_device()
     if device is None:
         warn_once(NO_DEVICE)
+    stats.bump("cats_to_clones", single_part_cats(gm))
+    if mutates_nothing(gm):
+        stats.bump("clones_dropped", drop_clones(gm))
     gm.graph.eliminate_dead_code()  # a partition whose results nothing reads has nothing to store
     whole = composites.expand(gm, expansion_table())
     rewrites = materialize_symbolic_scalars(gm)

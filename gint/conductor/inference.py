@@ -14,11 +14,6 @@ real torch views, as in eager mode; attention stays one operator that picks its 
 kernel when it runs (``gint.conductor.attention``). Any other graph goes through AOT
 autograd.
 
-Such a graph mutates nothing, so a ``clone`` in it is a copy nobody needs where it keeps
-its source's layout and aliases nothing the caller sees (``drop_clones``): dropout in eval
-mode traces as one (13 per forward of transformers' BERT, each a copy kernel where eager
-runs none).
-
 Dynamo guards on what this decision reads (each input's ``requires_grad`` and the
 grad mode), so a later call that needs gradients recompiles through AOT autograd.
 """
@@ -110,48 +105,6 @@ def trace_for_inference(gm: torch.fx.GraphModule, example_inputs, decompositions
         )
         if reason is None:
             stats.bump("graphs_without_aot")
-            drop_clones(traced)
             return traced
     log.debug("gint: graph goes through AOT autograd: %s", reason)
     return None
-
-
-def _view_base(node):
-    """The tensor ``node`` is a view of (itself if it is no view)."""
-    while (
-        isinstance(node, torch.fx.Node)
-        and node.op == "call_function"
-        and isinstance(node.target, torch._ops.OpOverload)
-        and node.target.is_view
-    ):
-        node = node.args[0]
-    return node
-
-
-def drop_clones(gm: torch.fx.GraphModule) -> int:
-    """Remove each ``aten.clone`` of a graph that mutates nothing whose result has its
-    source's dtype, shape and strides, where neither it nor its source (nor the tensor
-    that source views) is a graph output or input; returns how many went. Without it
-    nothing changes but aliasing among the graph's own intermediates, which nothing
-    mutates."""
-    output = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
-    returned = set(output.all_input_nodes)
-    dropped = 0
-    for node in list(gm.graph.nodes):
-        if node.op != "call_function" or node.target is not torch.ops.aten.clone.default or node in returned:
-            continue
-        source = node.args[0]
-        base = _view_base(source)
-        if not isinstance(base, torch.fx.Node) or base.op == "placeholder" or base in returned or source in returned:
-            continue
-        mine, theirs = node.meta.get("val"), source.meta.get("val")
-        if not isinstance(mine, torch.Tensor) or not isinstance(theirs, torch.Tensor):
-            continue
-        if (mine.dtype, mine.shape, mine.stride()) != (theirs.dtype, theirs.shape, theirs.stride()):
-            continue
-        node.replace_all_uses_with(source)
-        gm.graph.erase_node(node)
-        dropped += 1
-    if dropped:
-        gm.recompile()
-    return dropped
