@@ -37,6 +37,7 @@ from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
 from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording, warn_once
 from gint.conductor.symbolic import materialize_symbolic_scalars
+from gint.conductor.viewcalls import as_methods
 from gint.kernel.target import SIMULATOR
 
 log = logging.getLogger("gint")
@@ -147,6 +148,7 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
         report.compute_nodes += len(compute)
         report.gint_nodes += gint_nodes
         report.fallback += [FallbackReport(n.name, str(n.target), reason) for n, reason in fallback]
+    as_methods(gm)  # after the report counted the views
     stable_topological_sort(gm)
     gm.graph.lint()
     gm.recompile()
