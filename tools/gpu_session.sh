@@ -8,6 +8,7 @@
 #   bash tools/gpu_session.sh E   all three models with graph_balance as a contender (--balance), then kernel tables
 #   bash tools/gpu_session.sh F   training's kernel tables (eager, graph_eager, gint) for BERT and Llama
 #   bash tools/gpu_session.sh G   host profiles (cProfile) of BERT's training step and bf16 forward
+#   bash tools/gpu_session.sh H   BERT and Llama with graph_balance as a contender, then BERT training's host profile
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -70,5 +71,11 @@ G)
   echo "== host, training (exit $?)"; grep "==" "$OUT/host-train.log"
   timeout 100 python3 tools/profile_host.py bert gint > "$OUT/host-bf16.log" 2>&1
   echo "== host, bf16 (exit $?)"; grep "==" "$OUT/host-bf16.log"
+  ;;
+H)
+  timeout 300 python3 -m gint.bench --models ${MODELS:-bert,llama} --balance --out "$OUT" > "$OUT/models.log" 2>&1
+  echo "== models (exit $?)"; tail -32 "$OUT/models.log"
+  timeout 100 python3 tools/profile_host.py bert --train gint > "$OUT/host-train.log" 2>&1
+  echo "== host, training (exit $?)"; grep "==" "$OUT/host-train.log"
   ;;
 esac
