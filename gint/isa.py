@@ -153,6 +153,10 @@ TABLE: tuple[Instr, ...] = (
     # 5 SASS an element, where PARK; MATH to_bf16; UNPARK costs 75 (shared/notes/kernel-sass.md)
     Instr("TOBF16", 51, _N, "a -- r",         "r := a rounded to bfloat16 (as MATH to_bf16)",       "round_to_bf16(a)"),
     Instr("TOF16",  52, _N, "a -- r",         "r := a rounded to float16 (as MATH to_f16)",         "round_to_f16(a)"),
+    # the activations of real models, in place: transformers' GPT-2 MLP (gelu_new) is a tanh,
+    # BERT's is torch's erf gelu; through MATH each paid ~70 SASS an element of moves and selects
+    Instr("TANH",   53, _N, "a -- r",         "r := tanh(a) (as MATH tanh)",                        "tanh(a)"),
+    Instr("GELU",   54, _N, "a -- r",         "r := gelu(a), approximate='none' (as MATH gelu)",    "gelu(a)"),
 )
 # fmt: on
 
@@ -225,7 +229,7 @@ FUNCTIONS: tuple[MathFn, ...] = (
 FUNCTION_BY_NAME: dict[str, MathFn] = {f.name: f for f in FUNCTIONS}
 # Math functions that also have an instruction of their own (a row above with the same
 # expression): expressions use the instruction, hand-written MATH still works.
-DIRECT_FUNCTIONS: dict[str, str] = {"exp": "EXP", "to_bf16": "TOBF16", "to_f16": "TOF16"}
+DIRECT_FUNCTIONS: dict[str, str] = {"exp": "EXP", "to_bf16": "TOBF16", "to_f16": "TOF16", "tanh": "TANH", "gelu": "GELU"}
 FUNCTION_BY_CODE: dict[int, MathFn] = {f.code: f for f in FUNCTIONS}
 MATH_ARGS = ("x", "y")  # the math registers, in order
 

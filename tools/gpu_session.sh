@@ -9,6 +9,7 @@
 #   bash tools/gpu_session.sh F   training's kernel tables (eager, graph_eager, gint) for BERT and Llama
 #   bash tools/gpu_session.sh G   host profiles (cProfile) of BERT's training step and bf16 forward
 #   bash tools/gpu_session.sh H   BERT and Llama with graph_balance as a contender, then BERT training's host profile
+#   bash tools/gpu_session.sh I   after new instruction rows: their GPU tests, then all three models with --balance
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -77,5 +78,12 @@ H)
   echo "== models (exit $?)"; tail -32 "$OUT/models.log"
   timeout 100 python3 tools/profile_host.py bert --train gint > "$OUT/host-train.log" 2>&1
   echo "== host, training (exit $?)"; grep "==" "$OUT/host-train.log"
+  ;;
+I)
+  timeout 90 python3 -m pytest -m gpu -q -p no:cacheprovider -n 4 tests/test_instructions.py \
+    -k "${ROWS:-TANH or GELU or tanh or gelu}" > "$OUT/pytest-gpu.log" 2>&1
+  echo "== pytest (exit $?)"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest-gpu.log" | tail -15
+  timeout 420 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --balance --out "$OUT" > "$OUT/models.log" 2>&1
+  echo "== models (exit $?)"; tail -45 "$OUT/models.log"
   ;;
 esac
