@@ -110,7 +110,9 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
     whole = composites.expand(gm, expansion_table())
     rewrites = materialize_symbolic_scalars(gm)
     try:
-        plan = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device).plan()
+        partitioner = GraphPartitioner(gm, max_tensors=options.max_tensors, device=device)
+        plan = partitioner.plan()
+        plan = partitioner.without(plan, composites.split(whole, plan.partitions))
         partitions = []
         for nodes in plan.partitions:
             if len(nodes) < options.min_ops:

@@ -30,6 +30,8 @@ from torch._guards import detect_fake_mode
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree as pytree
 
+from gint.conductor.reductions import REDUCING_OPS
+
 log = logging.getLogger("gint")
 aten = torch.ops.aten
 
@@ -229,6 +231,27 @@ def _inline(gm: torch.fx.GraphModule, node: torch.fx.Node, traced: torch.fx.Grap
             graph.erase_node(member)
     composite.members = [m for m in members if m in live]
     return composite
+
+
+def split(composites: Iterable[Composite], partitions: list[list[torch.fx.Node]]) -> dict[torch.fx.Node, str]:
+    """The members of each composite with a reduction that the partitions do not hold
+    whole, in one partition: {member: why}. Such a composite in pieces is several of gint's
+    reduction programs (issue 16: 0.1 to 0.4 of copy today) where eager's fused kernels
+    run at bandwidth, and where the first-call choice declines a piece, that piece's eager
+    twin runs the decomposed nodes, one kernel each. On the H100 (transformers' BERT, one
+    fp32 training step): the loss backward in two declined pieces took 474 us of device
+    time where eager's fused kernels take 150, and each layer_norm backward, a row program
+    and column sums in gint, ~50 us where eager's takes ~10. Whole, each is eager's fused
+    kernel. Pointwise pieces (eval batch norm: per-channel factors, then one streaming
+    pass) stay in gint."""
+    where = {node: k for k, nodes in enumerate(partitions) for node in nodes}
+    loose = {}
+    for composite in composites:
+        homes = {where.get(member) for member in composite.members}
+        if len(homes) > 1 and any(member.target in REDUCING_OPS for member in composite.members):
+            why = f"part of {composite.target}, which no one gint subgraph holds whole: it runs whole, eagerly"
+            loose.update((member, why) for member in composite.members)
+    return loose
 
 
 def restore(gm: torch.fx.GraphModule, composites: Iterable[Composite], gint_nodes: set) -> dict:

@@ -145,6 +145,28 @@ class GraphPartitioner:
             log.debug("gint: subgraph %d: %s", i, [n.name for n in part])
         return plan
 
+    def without(self, plan: Plan, removed: dict[torch.fx.Node, str]) -> Plan:
+        """``plan`` with the ``removed`` nodes eager (for the reason each maps to): a
+        partition that held any is cut where they were, and each piece split again into
+        valid runs (a piece on either side of a removed node cannot depend on it through
+        the other, so no cycle forms)."""
+        if not removed:
+            return plan
+        result = Plan([], {**plan.fallback, **removed})
+        for nodes in plan.partitions:
+            if not any(node in removed for node in nodes):
+                result.partitions.append(nodes)
+                continue
+            piece: list[torch.fx.Node] = []
+            for node in [*nodes, None]:
+                if node is None or node in removed:
+                    if piece:
+                        self._split(piece, result)
+                    piece = []
+                else:
+                    piece.append(node)
+        return result
+
     def _split(self, nodes: list[torch.fx.Node], plan: Plan) -> None:
         """Cut ``nodes`` (topological order) into consecutive valid runs.
 
