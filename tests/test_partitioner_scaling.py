@@ -127,3 +127,48 @@ def test_the_compile_time_bench_reports_each_pass(target):
     assert row["aten_nodes"] > 60 and row["coverage"] == 1.0 and row["subgraphs"] >= 1
     assert row["partition_s"] > 0 and row["compile partitions_s"] > 0 and row["trace (make_fx)_s"] > 0
     assert row["first_call_s"] >= row["compile_forward_s"] > 0
+
+
+def _softmax_chain(steps: int):
+    def f(t, y):
+        for i in range(steps):
+            t = t * 0.5 + y if i % 2 else torch.sigmoid(t) - y
+            if i % 8 == 7:
+                t = torch.softmax(t, -1)
+        return t
+
+    return f
+
+
+def test_cutting_back_bisects_after_a_few_nodes(monkeypatch):
+    """A run valid only with the rest of its group is cut back one node at a time for a
+    few nodes, then by bisecting: a chain with a softmax every 8 steps (row programs)
+    checked 246 prefixes at 80 steps; the result is the same as cutting one at a time."""
+    from gint.conductor import partitioner
+    from gint.conductor.backend import decompositions
+
+    x, y = torch.randn(4, 64), torch.randn(4, 64)
+    gm = make_fx(_softmax_chain(80), decomposition_table=decompositions())(x, y)
+    checks = []
+    real = partitioner.violation
+
+    def counted(*args, **kwargs):
+        checks.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(partitioner, "violation", counted)
+    fast = GraphPartitioner(gm, device=torch.device("cpu")).plan()
+    fast_checks = len(checks)
+    monkeypatch.setattr(GraphPartitioner, "_valid_alone", lambda self, rest, size: _cut_one_at_a_time(rest, size))
+    slow = GraphPartitioner(gm, device=torch.device("cpu")).plan()
+    slow_checks = len(checks) - fast_checks
+    assert fast_checks < 0.6 * slow_checks, (fast_checks, slow_checks)
+    assert [[n.name for n in p] for p in fast.partitions] == [[n.name for n in p] for p in slow.partitions]
+
+
+def _cut_one_at_a_time(remaining, size):
+    from gint.conductor import partitioner
+
+    while size and partitioner.violation(remaining[:size], 8) is not None:
+        size -= 1
+    return size

@@ -176,9 +176,7 @@ class GraphPartitioner:
         """
         remaining = list(nodes)
         while remaining:
-            size = self._longest_prefix(remaining)
-            while size and violation(remaining[:size], self.max_tensors) is not None:
-                size -= 1
+            size = self._valid_alone(remaining, self._longest_prefix(remaining))
             if size == 0:
                 node = remaining.pop(0)
                 plan.fallback[node] = violation([node], self.max_tensors) or "cannot join a valid subgraph"
@@ -191,6 +189,33 @@ class GraphPartitioner:
                     plan.fallback[node] = why
                 continue
             plan.partitions.append(run)
+
+    def _valid_alone(self, remaining: list[torch.fx.Node], size: int, steps: int = 8) -> int:
+        """The longest prefix of ``remaining[:size]`` valid on its own (0: none): cut back
+        one node at a time for ``steps`` nodes (typical runs end there), then by bisecting
+        (O(log n) checks; a chain of 80 steps with softmaxes re-scheduled its row program
+        for every node cut, 3.3 s of partitioning on the CPU machine). Where validity is
+        not monotone in the prefix, the bisection may settle on a shorter valid run than
+        the longest: still valid, never longer than checked."""
+
+        def valid(n: int) -> bool:
+            return violation(remaining[:n], self.max_tensors) is None
+
+        for _ in range(steps):
+            if size == 0 or valid(size):
+                return size
+            size -= 1
+        good, bad = 0, size + 1
+        if size and valid(size):
+            return size
+        bad = size
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if valid(middle):
+                good = middle
+            else:
+                bad = middle
+        return good
 
     def _longest_prefix(self, remaining: list[torch.fx.Node]) -> int:
         """The longest prefix of ``remaining`` that is valid if the rest joins it too.
