@@ -13,7 +13,9 @@ graph order.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
 import operator
 
@@ -82,11 +84,29 @@ def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, nam
         gm.graph.erase_node(node)
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off while gint compiles, back as it was after.
+    Compiling allocates many small objects among a model's many live ones, so the
+    collector ran often and scanned them all: transformers' 4-layer GPT-2, one training
+    step on the CPU machine, gint's compile_forward 0.62 -> 0.28 s, the backend's whole
+    forward compile (AOT autograd's tracing included) 1.37 -> 1.02-1.13 s. What a compile
+    leaves in cycles is collected once it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, *, options: Options):
     """Compile one ATen graph (forward, backward or inference) for gint; the result
     takes AOT autograd's boxed calling convention. A graph gint fails on runs eagerly."""
     try:
-        forward = compile_forward(gm, options=options)
+        with collector_paused():
+            forward = compile_forward(gm, options=options)
     except RestartAnalysis:  # dynamo's own signal to trace again, not a failure
         raise
     except Exception as error:  # noqa: BLE001 - every ATen graph has an eager path
@@ -236,7 +256,8 @@ def gint_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None 
     threads.install()  # before gint traces anything: other threads' calls must not see it
     parsed = Options.parse(options)
     try:
-        return _compile(gm, example_inputs, parsed)
+        with collector_paused():
+            return _compile(gm, example_inputs, parsed)
     except RestartAnalysis:  # e.g. AOT's float tensorify pass asking dynamo to trace again
         raise
     except Exception as error:  # noqa: BLE001 - dynamo's graph always runs eagerly
