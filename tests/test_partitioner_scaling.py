@@ -94,8 +94,8 @@ def test_row_invariants_match_the_reference(monkeypatch):
     calls = []
     real = rowcode._invariants
 
-    def recording(values, base):
-        result = real(values, base)
+    def recording(values, base, uniform):
+        result = real(values, base, uniform)
         calls.append((list(values), list(base), result))
         return result
 

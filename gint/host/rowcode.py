@@ -115,16 +115,22 @@ def _reads(values: Sequence[Node], base: list[Node]) -> set[Node]:
 HOIST_ROOM = 4  # stack entries left free for a loop body when hoisting row-uniform values
 
 
-def _invariants(values: Sequence[Node], base: list[Node]) -> list[Node]:
-    """The largest row-uniform computations inside ``values`` that the base already
-    allows: computed once per row instead of once per chunk."""
-    available = set(base)
-    # one pass each, operands first (a walk per node was quadratic: chained softmaxes
-    # took seconds to partition): whether a node reads a tensor other than through a
-    # reduction (``is_uniform``), and whether a reduction lies under it short of ``base``
+def _uniform(values: Sequence[Node]) -> dict[Node, bool]:
+    """For every node under ``values``, in one pass, operands first: whether it reads no
+    tensor other than through a reduction (``is_uniform``)."""
     uniform: dict[Node, bool] = {}
     for node in postorder(values):
         uniform[node] = node.op == REDUCE or (node.op != "LOAD" and all(uniform[a] for a in node.args))
+    return uniform
+
+
+def _invariants(values: Sequence[Node], base: list[Node], uniform: dict[Node, bool]) -> list[Node]:
+    """The largest row-uniform computations inside ``values`` that the base already
+    allows: computed once per row instead of once per chunk. ``uniform``: ``_uniform`` of
+    anything that holds ``values`` (the same for every reduction level of a program)."""
+    available = set(base)
+    # one pass, operands first (a walk per node was quadratic: chained softmaxes took
+    # seconds to partition): whether a reduction lies under a node short of ``base``
     reduces: dict[Node, bool] = {}
     for node in postorder(values, stop=available):
         reduces[node] = node.op == REDUCE or any(reduces.get(a, False) for a in node.args)
@@ -147,6 +153,7 @@ def schedule_rows(stores: Sequence[Store]) -> list[tuple[int, int]]:
     """The row program that performs ``stores`` (whose values contain reductions)."""
     program = _RowProgram()
     levels = reductions_by_level([store.value for store in stores])
+    uniform = _uniform([store.value for store in stores])
     for index, group in enumerate(levels):
         for reduction in group:
             program.emit("CONST", isa.f32_bits(isa.REDUCTION_BY_CODE[reduction.operand].identity))
@@ -156,7 +163,7 @@ def schedule_rows(stores: Sequence[Store]) -> list[tuple[int, int]]:
         for reduction in group:
             program.finish(reduction)
         later = [r.args[0] for g in levels[index + 1 :] for r in g] + [store.value for store in stores]
-        for node in _invariants(later, program.base):
+        for node in _invariants(later, program.base, uniform):
             if len(program.base) + HOIST_ROOM > isa.MAX_DEPTH:
                 break
             program.extend(stackcode.push_value(node, program.base))
