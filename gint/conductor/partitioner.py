@@ -205,17 +205,7 @@ class GraphPartitioner:
             if size == 0 or valid(size):
                 return size
             size -= 1
-        good, bad = 0, size + 1
-        if size and valid(size):
-            return size
-        bad = size
-        while bad - good > 1:
-            middle = (good + bad) // 2
-            if valid(middle):
-                good = middle
-            else:
-                bad = middle
-        return good
+        return size if size == 0 or valid(size) else _bisect(0, size, valid)
 
     def _longest_prefix(self, remaining: list[torch.fx.Node]) -> int:
         """The longest prefix of ``remaining`` that is valid if the rest joins it too.
@@ -244,11 +234,17 @@ class GraphPartitioner:
                 break
         if bad is None:
             return good
-        while bad - good > 1:
-            middle = (good + bad) // 2
-            if valid(middle):
-                good = middle
-            else:
-                bad = middle
+        good = _bisect(good, bad, valid)
         log.debug("gint: subgraph ends before %s", remaining[good].name)
         return good
+
+
+def _bisect(good: int, bad: int, valid) -> int:
+    """A size between ``good`` (valid) and ``bad`` (not) whose next one is not valid."""
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if valid(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
