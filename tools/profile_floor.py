@@ -73,15 +73,7 @@ def training_calls(name):
     model = M.build(name, False).to("cuda").train()
     ids = M.tokens(model, M.FULL["train_batch"], M.FULL["train_seq"], "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
-
-    def way(fn):
-        def call():
-            for p in params:
-                p.grad = None
-            fn(ids, labels=ids).loss.backward()
-        return call
-
-    return model, way
+    return model, lambda fn: M.training_step(fn, ids, params)
 
 
 def main():

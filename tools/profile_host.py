@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from profile_floor import forward_calls, training_calls  # this script's directory is on sys.path
+
 from gint.bench import models as M
 from gint.conductor import register_backend
 
@@ -28,25 +30,9 @@ def main():
     for name in names:
         for way in ways:
             torch._dynamo.reset()
-            if train:
-                model = M.build(name, False).to("cuda").train()
-                ids = M.tokens(model, M.FULL["train_batch"], M.FULL["train_seq"], "cuda")
-            else:
-                model = M.build(name, False).to("cuda", torch.bfloat16).eval()
-                ids = M.tokens(model, 8, 512, "cuda")
-            params = [p for p in model.parameters() if p.requires_grad]
+            model, calls = (training_calls if train else forward_calls)(name)
             fn = {"eager": model, "gint": torch.compile(model, backend="gint")}.get(way)
-            if fn is None:
-                fn = M.all_eager(torch.compile(model, backend="gint"))
-
-            def call():
-                if train:
-                    for p in params:
-                        p.grad = None
-                    fn(ids, labels=ids).loss.backward()
-                else:
-                    with torch.no_grad():
-                        fn(ids)
+            call = calls(fn if fn is not None else M.all_eager(torch.compile(model, backend="gint")))
 
             for _ in range(4):
                 call()

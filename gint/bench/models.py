@@ -150,6 +150,18 @@ def inference(name: str, dtype: torch.dtype, device="cuda", tiny: bool = False) 
     return row
 
 
+def training_step(fn: Callable, ids: torch.Tensor, params: list) -> Callable[[], None]:
+    """One training step of ``fn`` (a model or its compiled form): gradients cleared,
+    forward with the LM loss, backward."""
+
+    def run():
+        for p in params:
+            p.grad = None
+        fn(ids, labels=ids).loss.backward()
+
+    return run
+
+
 def training(name: str, device="cuda", tiny: bool = False) -> dict:
     """One fp32 step: forward with the LM loss, backward (gradients cleared each step)."""
     size = TINY if tiny else FULL
@@ -158,12 +170,7 @@ def training(name: str, device="cuda", tiny: bool = False) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step(fn):
-        def run():
-            for p in params:
-                p.grad = None
-            fn(ids, labels=ids).loss.backward()
-
-        return run
+        return training_step(fn, ids, params)
 
     step(model)()
     want = [p.grad.clone() for p in params]
