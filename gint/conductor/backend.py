@@ -28,9 +28,9 @@ from torch.fx.passes.tools_common import stable_topological_sort
 
 from gint import stats
 from gint.conductor import composites, threads
-from gint.conductor.copies import drop_clones, mutates_nothing, single_part_cats
 from gint.conductor.balance import GraphBalance
 from gint.conductor.compiler import GintCompiler
+from gint.conductor.copies import drop_clones, mutates_nothing, single_part_cats
 from gint.conductor.graphs import GraphCapture
 from gint.conductor.inference import trace_for_inference
 from gint.conductor.masks import simplify_masks
