@@ -4,7 +4,9 @@ Every instruction is one row of ``TABLE``: its name, opcode, operand kind, stack
 effect and meaning, plus the element-wise expression the kernel evaluates. The
 kernel's dispatch (``gint.kernel.codegen``), the frontend builders
 (``gint.host.frontend``), the verifier, the assembler and the disassembler are all
-derived from this table; nothing else lists instructions.
+derived from this table. Rows without ``expr`` (``SPECIAL``: memory, immediates,
+stack moves, the row instructions) have their kernel cases in ``gint.kernel.codegen``
+and ``gint.kernel.rowcases``, and the host's scheduler emits them by name.
 
 The machine: every thread runs the program over several elements of the iteration
 domain at once (``gint.kernel.config``). Each stack entry is a float32 per element; the stack holds at most

@@ -2,7 +2,8 @@
 ``gint.conductor.lowering.LOWERINGS``).
 
 Each follows the formula PyTorch's own kernels use, so values match eager torch:
-library functions run on the MATH instruction (``isa.FUNCTIONS``), the rest are
+library functions run on the MATH instruction (``isa.FUNCTIONS``; those in
+``isa.DIRECT_FUNCTIONS`` on an instruction of their own), the rest are
 compositions of arithmetic, comparisons and SELECT. Operators that
 ``torch._decomp`` already decomposes (silu, mish, softplus, selu, hardsigmoid,
 hardswish, lerp, addcmul, addcdiv, nan_to_num, isfinite, ...) need no entry: they

@@ -85,6 +85,10 @@ def markdown() -> str:
         "",
         "## Math functions (the MATH instruction)",
         "",
+        "Those with an instruction of their own run on it instead (one dispatch, no moves): "
+        + ", ".join(f"`{fn}` ({name})" for fn, name in isa.DIRECT_FUNCTIONS.items())
+        + ".",
+        "",
         "| function | arguments | meaning |",
         "|---|---|---|",
     ]
