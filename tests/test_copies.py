@@ -67,6 +67,17 @@ def test_cat_of_a_transposed_view_keeps_eagers_layout(target):
     assert not got[1]._is_view() and got[1].data_ptr() != x.data_ptr()
 
 
+def test_symbolic_sizes_leave_the_cat_alone(target):
+    def fn(x):
+        return torch.cat([torch.tensor([], device=x.device), x * 2.0], dim=0)
+
+    torch._dynamo.reset()
+    fast = torch.compile(fn, backend="gint", dynamic=True)
+    for rows in (5, 7):
+        x = torch.randn(rows, 3, device=target.device)
+        torch.testing.assert_close(fast(x), fn(x))
+
+
 def test_channels_last_cat(target):
     x = torch.randn(2, 3, 4, 5, device=target.device).to(memory_format=torch.channels_last)
 

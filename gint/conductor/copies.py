@@ -64,8 +64,10 @@ def single_part_cats(gm: torch.fx.GraphModule) -> int:
             continue
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
         metas = [tensor_meta(part) for part in parts]
-        if any(meta is None for meta in metas) or any(isinstance(s, torch.SymInt) for s in out.shape):
+        if any(meta is None for meta in metas):
             continue
+        if any(isinstance(size, torch.SymInt) for meta in (out, *metas) for size in meta.shape):
+            continue  # comparing a symbolic size would add a guard: left as it is
         dim = dim % out.dim() if out.dim() else 0
         kept = [(part, meta) for part, meta in zip(parts, metas) if not _is_empty_part(meta, dim, out.dim())]
         if len(kept) != 1:
