@@ -19,6 +19,8 @@ directly and the copy is gone.
 The result stays a fresh tensor with the same dtype, shape and strides as the ``cat``'s
 (FakeTensor metadata), so nothing the caller sees changes; a ``cat`` whose result
 layout a ``clone`` would not reproduce is left alone.
+
+Both passes edit the graph only; the caller recompiles it once (``compile_forward``).
 """
 
 from __future__ import annotations
@@ -85,9 +87,7 @@ def single_part_cats(gm: torch.fx.GraphModule) -> int:
         node.replace_all_uses_with(clone)
         gm.graph.erase_node(node)
         replaced += 1
-    if replaced:  # the empty parts' producers are dead now: the caller's dead-code pass drops them
-        gm.recompile()
-    return replaced
+    return replaced  # the empty parts' producers are dead now: the caller's dead-code pass drops them
 
 
 def mutates_nothing(gm: torch.fx.GraphModule) -> bool:
@@ -142,6 +142,4 @@ def drop_clones(gm: torch.fx.GraphModule) -> int:
         node.replace_all_uses_with(source)
         gm.graph.erase_node(node)
         dropped += 1
-    if dropped:
-        gm.recompile()
     return dropped
