@@ -307,7 +307,29 @@ def test_a_cast_right_before_a_store_of_that_dtype_is_not_repeated(target):
     w = torch.randn(cols, device=target.device).bfloat16()
     got, report = run_with_report(f, x, w)
     torch.testing.assert_close(got, f(x, w))
-    assert len(report.subgraphs) == 1 and "to_bf16" not in report.subgraphs[0].disassembly
+    assert len(report.subgraphs) == 1
+    listing = report.subgraphs[0].disassembly
+    assert "store" in listing and "tobf16" not in listing and "to_bf16" not in listing
+
+
+def _mnemonics(listing: str) -> list[str]:
+    return [line.split()[1] for line in listing.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_a_16_bit_value_is_rounded_once(target):
+    def f(x, r, w, b):  # BERT's residual add and layer norm: the bf16 sum is upcast, so rounded
+        return F.layer_norm(x + r, x.shape[-1:], w, b, 1e-12)
+
+    rows, cols = shape_for(target)
+    x, r = (torch.randn(rows, cols, device=target.device).bfloat16() for _ in range(2))
+    w, b = (torch.randn(cols, device=target.device).bfloat16() for _ in range(2))
+    got, report = run_with_report(f, x, r, w, b)
+    torch.testing.assert_close(got, f(x, r, w, b))
+    assert len(report.subgraphs) == 1
+    code = _mnemonics(report.subgraphs[0].disassembly)
+    pairs = list(zip(code, code[1:]))
+    assert code.count("tobf16") == 3  # the sum, once in each of the three walks over the row
+    assert ("tobf16", "tobf16") not in pairs and ("tobf16", "store") not in pairs
 
 
 def test_reduced_dims_that_cannot_be_one_row_stay_eager_with_a_reason():

@@ -165,9 +165,8 @@ _ROUNDING = {torch.float16: "to_f16", torch.bfloat16: "to_bf16"}
 
 def without_final_rounding(node: expr.Node, dtype: torch.dtype) -> expr.Node:
     """``node`` minus a last rounding to ``dtype``: a store to a ``dtype`` tensor rounds
-    the same way, so a cast right before it costs three dispatches for nothing."""
-    function = isa.FUNCTION_BY_CODE.get(node.operand) if node.op == expr.MATH else None
-    if function is not None and function.name == _ROUNDING.get(dtype):
+    the same way, so a cast right before it costs a dispatch for nothing."""
+    if dtype in _ROUNDING and expr.function_of(node) == _ROUNDING[dtype]:
         return node.args[0]
     return node
 

@@ -130,8 +130,7 @@ def rounded(value: expr.Node, dtype: torch.dtype) -> expr.Node:
     if value.op == "CONST":
         number = isa.bits_f32(value.operand)
         return expr.const(torch.tensor(number, dtype=torch.float32).to(dtype).item())
-    function = isa.FUNCTION_BY_CODE.get(value.operand) if value.op == expr.MATH else None
-    if function is not None and function.name == SIXTEEN_BIT[dtype]:
+    if expr.function_of(value) == SIXTEEN_BIT[dtype]:
         return value  # rounded already
     return expr.math(SIXTEEN_BIT[dtype], value)
 
@@ -144,8 +143,7 @@ def exact_in(value: expr.Node, dtype: torch.dtype, source: torch.dtype) -> bool:
     if value.op == "CONST":
         number = isa.bits_f32(value.operand)
         return torch.tensor(number).to(dtype).float().item() == number or number != number
-    function = isa.FUNCTION_BY_CODE.get(value.operand) if value.op == expr.MATH else None
-    return function is not None and function.name == SIXTEEN_BIT.get(dtype)
+    return expr.function_of(value) == SIXTEEN_BIT.get(dtype)
 
 
 def promote(

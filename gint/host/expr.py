@@ -142,6 +142,18 @@ def math(function: str, *args: Node) -> Node:
     return Node(MATH, tuple(args), fn.code)
 
 
+_DIRECT_BY_OP = {op: function for function, op in isa.DIRECT_FUNCTIONS.items()}
+
+
+def function_of(node: Node) -> str | None:
+    """The name of the math function ``node`` applies (a MATH node or an instruction of a
+    function's own, as ``math`` builds them), or None."""
+    if node.op == MATH:
+        fn = isa.FUNCTION_BY_CODE.get(node.operand)
+        return None if fn is None else fn.name
+    return _DIRECT_BY_OP.get(node.op)
+
+
 def reduce(reduction: str, value: Node) -> Node:
     """``value`` reduced over the row (``reduction``: a name in ``isa.REDUCTIONS``)."""
     found = isa.REDUCTION_BY_NAME.get(reduction)
