@@ -70,3 +70,21 @@ def test_the_models_plot(tmp_path):
     path = tmp_path / "models.png"
     plots.models(results, "test", path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_summary_says_when_a_backend_got_wrong_results():
+    """Timings of wrong results are no timings: the summary names every such row (on the
+    H100 a broken kernel build once printed a plausible table with errors of ~1)."""
+    good = {"eager_ms": 1.0, "gint_ms": 1.0, "gint_kernel_ms": 1.0, "speedup_vs_eager": 1.0}
+    results = {
+        "gpt2": {
+            "inference_bf16": {**good, "gint_rel_error": 0.0085, "inductor_rel_error": 0.0097},
+            "inference_fp32": {**good, "gint_rel_error": 1.31, "graph_eager_rel_error": 1e-6},
+            "training_fp32": {**good, "gint_kernel_grad_rel_error": float("nan")},
+        }
+    }
+    wrong = [line for line in models.summary(results) if line.startswith("WRONG")]
+    assert wrong == [
+        "WRONG RESULTS: gpt2 inference_fp32 gint: relative error 1.31 > 0.0001",
+        "WRONG RESULTS: gpt2 training_fp32 gint_kernel: relative error nan > 0.0001",
+    ]

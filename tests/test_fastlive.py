@@ -303,7 +303,7 @@ def test_the_kernel_build_installs_it_and_reuses_the_dev_cache(monkeypatch, tmp_
     monkeypatch.setattr(interpreter, "kernel_module", lambda config: kernel)
     monkeypatch.setattr(interpreter, "_device_functions_for", lambda cc: contextlib.nullcontext())
     monkeypatch.setattr(nvptx, "kernel_llvm_ir", llvm_ir)
-    monkeypatch.setattr(nvptx, "ptx_from_llvm_ir", lambda modules, cc: ".entry k(\n)\n{\n}\n")
+    monkeypatch.setattr(nvptx, "ptx_from_llvm_ir", lambda modules, cc, direct=False: ".entry k(\n)\n{\n}\n")
 
     first = interpreter.ptx((9, 0), from_source=True)
     assert builds == [True] and ".maxnreg" in first and not fastlive.is_installed()

@@ -10,6 +10,9 @@
 #   bash tools/gpu_session.sh G   host profiles (cProfile) of BERT's training step and bf16 forward
 #   bash tools/gpu_session.sh H   BERT and Llama with graph_balance as a contender, then BERT training's host profile
 #   bash tools/gpu_session.sh I   after new instruction rows: their GPU tests, then all three models with --balance
+#   bash tools/gpu_session.sh J   after a dispatch change: the kernel A/B against the previous build
+#                                 (.gint-cache/old-default.ptx/.cubin; checks results too), all three models,
+#                                 then the GPU tests of instructions and rows
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GINT_CACHE_DIR=$PWD/.gint-cache
@@ -78,6 +81,15 @@ H)
   echo "== models (exit $?)"; tail -32 "$OUT/models.log"
   timeout 100 python3 tools/profile_host.py bert --train gint > "$OUT/host-train.log" 2>&1
   echo "== host, training (exit $?)"; grep "==" "$OUT/host-train.log"
+  ;;
+J)
+  timeout 170 python3 tools/kernel_ab.py .gint-cache/old-default.ptx .gint-cache/old-default.cubin > "$OUT/ab.log" 2>&1
+  echo "== kernel A/B, A = this build, B = the previous (exit $?)"; tail -40 "$OUT/ab.log"
+  timeout 200 python3 -m gint.bench --models ${MODELS:-gpt2,llama,bert} --out "$OUT" > "$OUT/models.log" 2>&1
+  echo "== models (exit $?)"; tail -45 "$OUT/models.log"
+  timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider -n 8 tests/test_instructions.py tests/test_rows.py \
+    > "$OUT/pytest-gpu.log" 2>&1
+  echo "== pytest (exit $?)"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest-gpu.log" | tail -15
   ;;
 I)
   timeout 90 python3 -m pytest -m gpu -q -p no:cacheprovider -n 4 tests/test_instructions.py \

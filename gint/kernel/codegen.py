@@ -428,6 +428,6 @@ def source_digest(config: KernelConfig = DEFAULT) -> str:
     digest = hashlib.sha256(kernel_source(config).encode())
     here = Path(__file__).parent
     tiles = ("tiles.py", "tilemem.py") if config.multi_row_tiles else ()
-    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py", "switches.py", *tiles):
+    for dependency in ("device.py", "memory.py", "mathfn.py", "nvptx.py", "switches.py", "ptx_dispatch.py", *tiles):
         digest.update((here / dependency).read_bytes())
     return digest.hexdigest()[:16]

@@ -21,6 +21,9 @@ class KernelConfig:
     # a kernel of its own (``TILED``), launched where the host's layout prefers it
     # (``gint.host.layout.TensorLayout.prefers_multi_row``)
     multi_row_tiles: bool = field(default=False, repr=False)  # out of repr: the default source stays as shipped
+    # the dispatch indexes its jump table with the key directly: no range check, the next key
+    # loaded in place (gint.kernel.switches.without_range_check, gint.kernel.ptx_dispatch)
+    direct_dispatch: bool = field(default=False, repr=False)
 
     def __post_init__(self):
         if self.vec != 4 or self.ept % self.vec or self.ept <= 0:
@@ -35,7 +38,8 @@ class KernelConfig:
     @property
     def tag(self) -> str:
         tiles = "-rows" if self.multi_row_tiles else ""
-        return f"e{self.ept}v{self.vec}p{self.prefetch}r{self.max_registers}-{self.backend}{tiles}"
+        direct = "-dd" if self.direct_dispatch else ""
+        return f"e{self.ept}v{self.vec}p{self.prefetch}r{self.max_registers}-{self.backend}{tiles}{direct}"
 
 
 DEFAULT = KernelConfig()

@@ -179,7 +179,8 @@ def _build(cc: tuple[int, int], config: KernelConfig) -> str:
     function = getattr(kernel_module(config), abi.KERNEL_NAME)
     with _device_functions_for(cc), _deep_recursion(), fastlive.installed(), fastssa.installed():
         if config.backend == "nvptx":
-            return nvptx.ptx_from_llvm_ir(nvptx.kernel_llvm_ir(function, kernel_signature(), cc), cc)
+            modules = nvptx.kernel_llvm_ir(function, kernel_signature(), cc)
+            return nvptx.ptx_from_llvm_ir(modules, cc, config.direct_dispatch)
         text, _ = cuda.compile_ptx(function, kernel_signature(), cc=cc)
         return text
 

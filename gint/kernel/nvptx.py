@@ -17,9 +17,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from gint.kernel.switches import merge_switch_chains
+from gint import isa
+from gint.kernel.ptx_dispatch import tighten_dispatch
+from gint.kernel.switches import merge_switch_chains, without_range_check
 
 PTX_ISA = "+ptx80"  # PTX 8.0: has everything the kernel uses on sm_90; CUDA 12+/13 drivers load it
+
+
+def dispatch_keys() -> frozenset[int]:
+    """The keys the kernel has a case for: every instruction but HALT at every depth it runs at."""
+    return frozenset(
+        isa.dispatch_key(ins.opcode, depth)
+        for ins in isa.TABLE
+        if ins is not isa.HALT
+        for depth in isa.specializations(ins)
+    )
+
+
+def halt_keys() -> frozenset[int]:
+    """HALT's keys: one per stack depth (the assembler specializes it like any row)."""
+    return frozenset(isa.dispatch_key(isa.HALT.opcode, depth) for depth in isa.specializations(isa.HALT))
 
 
 def kernel_llvm_ir(function, signature, cc: tuple[int, int]) -> list[str]:
@@ -39,8 +56,9 @@ def _llvm():
     return llvm
 
 
-def ptx_from_llvm_ir(modules: list[str], cc: tuple[int, int]) -> str:
-    """Link ``modules`` with libdevice, optimize at O3 and emit PTX for ``cc``."""
+def ptx_from_llvm_ir(modules: list[str], cc: tuple[int, int], direct_dispatch: bool = False) -> str:
+    """Link ``modules`` with libdevice, optimize at O3 and emit PTX for ``cc``; with
+    ``direct_dispatch``, the dispatch without its range check (``KernelConfig``)."""
     from numba.cuda.cudadrv import nvvm
 
     llvm = _llvm()
@@ -62,6 +80,9 @@ def ptx_from_llvm_ir(modules: list[str], cc: tuple[int, int]) -> str:
     builder.getModulePassManager().run(linked, builder)
     # SimplifyCFG leaves the dispatch as a chain of <= 64-case switches: merge it into one
     merged, _ = merge_switch_chains(str(linked))
+    if direct_dispatch:  # the verifier proves every key: only HALT's reach the default
+        merged, _ = without_range_check(merged, dispatch_keys(), halt_keys())
     module = llvm.parse_assembly(merged)
     module.verify()
-    return machine.emit_assembly(module)
+    ptx = machine.emit_assembly(module)
+    return tighten_dispatch(ptx)[0] if direct_dispatch else ptx

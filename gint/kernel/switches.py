@@ -12,6 +12,12 @@ code generation, which then emits one jump table (``brx.idx``) for the whole cha
 
 Only the textual IR is edited, conservatively: anything unexpected leaves that pair
 alone, and the caller verifies the module.
+
+``without_range_check`` then makes the dispatch switch's default unreachable: the
+default is where HALT (and, in principle, a key no verified program holds) goes, so
+code generation puts a range check and a taken branch before every jump-table dispatch.
+With HALT's keys (one per stack depth) cases of their own and nothing else reaching the
+default, the jump table can be indexed directly (``gint.kernel.ptx_dispatch``).
 """
 
 from __future__ import annotations
@@ -159,3 +165,53 @@ def merge_switch_chains(ir: str) -> tuple[str, int]:
             merges += 1
         out.extend(line for block in blocks for line in block.lines)
     return "\n".join(out), merges
+
+
+def _halt_case(blocks: list[_Block], keys: frozenset[int], halt_keys: frozenset[int]) -> bool:
+    """Give the switch whose cases are exactly ``keys`` cases for ``halt_keys`` (to its
+    default block, through a new block) and an unreachable default; False if no switch
+    matches or its default is not a plain fall-out (then nothing is changed)."""
+    by_name = {block.name: block for block in blocks}
+    for outer in blocks:
+        found = _terminator_switch(outer)
+        if found is None:
+            continue
+        start, switch = found
+        if {int(v) for v, _ in switch.cases} != keys or len(switch.cases) != len(keys) or keys & halt_keys:
+            continue
+        exit_block = by_name.get(switch.default)
+        if exit_block is None or any(target == switch.default for _, target in switch.cases):
+            return False
+        halt = _Block("%gint.halt", ["gint.halt:", f"  br label {switch.default}"])
+        if not _rename_incoming(exit_block, outer.name, halt.name):
+            return False
+        dead = _Block("%gint.bad_key", ["gint.bad_key:", "  unreachable"])
+        cases = switch.cases + [(str(key), halt.name) for key in sorted(halt_keys)]
+        outer.lines[start:] = _switch_lines(_Switch(switch.type, switch.value, dead.name, cases, switch.tail))
+        blocks += [halt, dead]
+        return True
+    return False
+
+
+def without_range_check(ir: str, keys: frozenset[int], halt_keys: frozenset[int]) -> tuple[str, bool]:
+    """``ir`` with the switch on exactly ``keys`` (the dispatch: every key a verified
+    program holds but HALT's) given ``halt_keys`` (HALT at each depth) as cases and an
+    unreachable default; and whether that switch was found. Run after ``merge_switch_chains``."""
+    out: list[str] = []
+    done = False
+    lines = ir.split("\n")
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        out.append(line)
+        k += 1
+        if not (line.startswith("define ") and line.rstrip().endswith("{")):
+            continue
+        body = []
+        while lines[k] != "}":
+            body.append(lines[k])
+            k += 1
+        blocks = _split_blocks(body)
+        done = _halt_case(blocks, keys, halt_keys) or done
+        out.extend(line for block in blocks for line in block.lines)
+    return "\n".join(out), done
