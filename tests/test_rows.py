@@ -351,3 +351,41 @@ def test_a_product_that_is_not_zero_past_the_row_end_is_masked(target):
     sum_of_quotients(x, y, out)
     assert "rowmask" in sum_of_quotients.listing()
     torch.testing.assert_close(out[:, 0], (x / y).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+def _ops(*names_operands):
+    return [(isa.BY_NAME[name].opcode, operand) for name, operand in names_operands]
+
+
+def test_a_copy_worked_on_and_poked_back_becomes_work_in_place():
+    code = _ops(
+        ("CONST", 0), ("LOAD", 0), ("ADD", 0), ("NEXTCHUNK", 1),
+        ("PICK", 0), ("ROWLEN", 0), ("DIV", 0), ("POKE", 0),  # the mean, over the sum
+        ("LOAD", 0), ("PICK", 1), ("SUB", 0), ("STORE", isa.encode_slot(1)), ("NEXTCHUNK", 8), ("HALT", 0),
+    )  # fmt: skip
+    assert rowcode.in_place(code) == _ops(
+        ("CONST", 0), ("LOAD", 0), ("ADD", 0), ("NEXTCHUNK", 1),
+        ("ROWLEN", 0), ("DIV", 0),
+        ("LOAD", 0), ("PICK", 1), ("SUB", 0), ("STORE", isa.encode_slot(1)), ("NEXTCHUNK", 6), ("HALT", 0),
+    )  # fmt: skip
+
+
+def test_a_copy_whose_original_is_read_or_written_meanwhile_stays():
+    reads_original = _ops(("CONST", 0), ("PICK", 0), ("PICK", 1), ("DIV", 0), ("POKE", 0), ("HALT", 0))
+    writes_original = _ops(("CONST", 0), ("PICK", 0), ("CONST", 0), ("POKE", 1), ("POKE", 0), ("HALT", 0))
+    across_a_loop = _ops(("CONST", 0), ("PICK", 0), ("LOAD", 0), ("ADD", 0), ("NEXTCHUNK", 2), ("POKE", 0), ("HALT", 0))
+    for code in (reads_original, writes_original, across_a_loop):
+        assert rowcode.in_place(code) == code
+
+
+def test_norms_turn_sums_into_means_in_place(target):
+    rows, cols = shape_for(target)
+    x, w = torch.randn(rows, cols, device=target.device), torch.randn(cols, device=target.device)
+    for f in (
+        lambda x, w: F.layer_norm(x, x.shape[-1:], w, None, 1e-5),
+        lambda x, w: F.rms_norm(x, x.shape[-1:], w, 1e-6),
+    ):
+        got, report = run_with_report(f, x, w)
+        torch.testing.assert_close(got, f(x, w))
+        code = _mnemonics(report.subgraphs[0].disassembly)
+        assert ("unpark", "rowlen") in list(zip(code, code[1:])), report.subgraphs[0].disassembly

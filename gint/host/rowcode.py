@@ -149,6 +149,59 @@ def _invariants(values: Sequence[Node], base: list[Node], uniform: dict[Node, bo
     return list(found)
 
 
+_PICK, _POKE = isa.BY_NAME["PICK"].opcode, isa.BY_NAME["POKE"].opcode
+_BRANCH = isa.BY_NAME["NEXTCHUNK"].opcode
+
+
+def _copy_end(code: list[tuple[int, int]], start: int) -> int | None:
+    """For a ``PICK 0`` at ``start``: the index of the ``POKE 0`` that writes the copy's
+    final value back over its original, if everything between reads and writes only
+    entries above the original (so it can work on the original in place); else None."""
+    height = 1  # entries above the original: the copy, then what the code between pushes
+    for index in range(start + 1, len(code)):
+        opcode, operand = code[index]
+        ins = isa.BY_OPCODE[opcode]
+        if opcode == _POKE and operand == 0 and height == 1:
+            return index
+        if opcode == _PICK:
+            if operand > height - 1:
+                return None
+            height += 1
+        elif opcode == _POKE:
+            if operand > height - 2:
+                return None
+            height -= 1
+        elif opcode == _BRANCH or ins is isa.HALT or ins.pops > height:
+            return None
+        else:
+            height += ins.pushes - ins.pops
+    return None
+
+
+def in_place(code: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``code`` without ``PICK 0 ... POKE 0`` pairs whose code between could work on the
+    original entry itself (``_copy_end``): turning a reduction's sum into its mean, or a
+    variance into ``rsqrt(var + eps)``, is ``ROWLEN; DIV`` on the entry, not a copy, the
+    same and a POKE back (two dispatches a row each). Loop targets follow the shift."""
+    removed: set[int] = set()
+    for index, (opcode, operand) in enumerate(code):
+        if opcode == _PICK and operand == 0 and index not in removed:
+            end = _copy_end(code, index)
+            if end is not None and not removed & set(range(index, end + 1)):
+                removed |= {index, end}
+    if not removed:
+        return code
+    shift, before = [], 0
+    for index in range(len(code) + 1):
+        shift.append(before)
+        before += index in removed
+    return [
+        (opcode, operand - shift[operand] if opcode == _BRANCH else operand)
+        for index, (opcode, operand) in enumerate(code)
+        if index not in removed
+    ]
+
+
 def schedule_rows(stores: Sequence[Store]) -> list[tuple[int, int]]:
     """The row program that performs ``stores`` (whose values contain reductions)."""
     program = _RowProgram()
@@ -177,7 +230,7 @@ def schedule_rows(stores: Sequence[Store]) -> list[tuple[int, int]]:
     if elementwise:
         program.loop(elementwise)
     program.emit("HALT")
-    return program.code
+    return in_place(program.code)
 
 
 def schedule_any(stores: Sequence[Store]) -> list[tuple[int, int]]:
