@@ -9,7 +9,7 @@ table is indexed from key 0 or from 9 (a VIADD first). Programs come from the ba
 under Numba's simulator (so run it with ``NUMBA_ENABLE_CUDASIM=1``): the bench's
 streaming chains and norms and BERT's residual add + layer_norm, f32 and bf16. Printed per
 program: bytecode instructions per tile (row programs: per chunk in the loops, and once
-per row), and per kernel the dispatch's SASS per element a thread handles (8 per tile or
+per row), the LOADs among them (each a memory round trip of its own), and per kernel the dispatch's SASS per element a thread handles (8 per tile or
 chunk). The cases' own SASS are not counted: their paths branch on data (fast and
 general memory paths, the dtype tables), which a straight walk of the SASS gets wrong
 (../shared/notes/kernel-sass.md has hand-read figures per case).
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import gint
+from gint import isa
 from gint.bench.suite import chain
 from gint.kernel import interpreter
 from gint.kernel.config import DEFAULT, for_capability
@@ -95,14 +96,18 @@ def programs() -> dict[str, tuple]:
     return out
 
 
-def dispatches(program) -> tuple[int, int]:
-    """(bytecode instructions a thread runs per tile, or per chunk of a row in the loops;
-    instructions run once per row outside the loops)."""
+_LOAD = isa.BY_NAME["LOAD"].opcode
+
+
+def dispatches(program) -> tuple[int, int, int, int]:
+    """Bytecode instructions a thread runs per tile (or per chunk of a row, in the loops) and
+    once per row outside the loops; then the LOADs among each: each is a round trip to
+    memory of its own, since no load survives a dispatch (../shared/notes/kernel-sass.md)."""
     loops = program.loop_bodies()
-    inside = {k for body in loops for k in body}
-    if not loops:
-        return len(program.code), 0
-    return len(inside), len(program.code) - len(inside)
+    inside = {k for body in loops for k in body} if loops else set(range(len(program.code)))
+    outside = set(range(len(program.code))) - inside
+    loads = [k for k, (op, _) in enumerate(program.code) if op == _LOAD]
+    return len(inside), len(outside), sum(k in inside for k in loads), sum(k in outside for k in loads)
 
 
 def main(argv: list[str]) -> None:
@@ -112,12 +117,12 @@ def main(argv: list[str]) -> None:
         print(f"{path.name}: {kernel.dispatch + 1} SASS per dispatch (the case's branch back included), "
               f"table from key {kernel.base}")
     names = "".join(f"  {p.name[:20]:>20}" for p in cubins)
-    print(f"\n{'program':<28}{'per tile/chunk':>15}{'per row':>8}{names}")
-    print(f"{'':<28}{'dispatches':>15}{'':>8}" + f"  {'dispatch SASS/elem':>20}" * len(cubins))
+    print(f"\n{'program':<28}{'per tile/chunk':>15}{'per row':>8}{'loads: tile/chunk':>18}{'row':>5}{names}")
+    print(f"{'':<28}{'dispatches':>15}{'':>8}{'(round trips)':>18}{'':>5}" + f"  {'dispatch SASS/elem':>20}" * len(cubins))
     for name, (program, _) in programs().items():
-        each, row = dispatches(program)
+        each, row, loads, row_loads = dispatches(program)
         cells = "".join(f"  {each * (k.dispatch + 1) / EPT:>20.1f}" for k in kernels)
-        print(f"{name:<28}{each:>15}{row:>8}{cells}")
+        print(f"{name:<28}{each:>15}{row:>8}{loads:>18}{row_loads:>5}{cells}")
 
 
 if __name__ == "__main__":
