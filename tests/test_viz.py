@@ -40,3 +40,34 @@ def test_depths_follow_each_instruction():
 def test_anything_else_is_refused_by_name():
     with pytest.raises(TypeError, match="not str"):
         draw_program("load %0")
+
+
+def test_partitions_are_drawn_by_subgraph(tmp_path):
+    from gint.viz import draw_partitions
+
+    lin = torch.nn.Linear(32, 32).requires_grad_(False)
+
+    def f(x):
+        h = lin(F.layer_norm(x, (32,)))  # the matmul runs eagerly between two gint subgraphs
+        return torch.sigmoid(h) * h
+
+    report = gint.explain(f, torch.randn(4, 32))
+    nodes = report.partition_maps[0]
+    assert len(report.subgraphs) == 2 and {n.subgraph for n in nodes} == {None, 0, 1}
+    assert all(n.reason for n in nodes if n.label == "addmm")
+    fig = draw_partitions(report, title="layer norm, linear, silu")
+    ax = fig.axes[0]
+    assert len(ax.collections) == len(nodes)  # one marker per node
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "gint subgraph 0", "gint subgraph 1", "eager", "input / output",
+    ]  # fmt: skip
+    fig.savefig(tmp_path / "partitions.png")
+    assert draw_partitions(f, torch.randn(4, 32)).axes  # a function is explained first
+
+
+def test_a_report_without_graphs_is_refused():
+    from gint.conductor.report import Report
+    from gint.viz import draw_partitions
+
+    with pytest.raises(ValueError, match="no compiled graph"):
+        draw_partitions(Report())

@@ -37,7 +37,15 @@ from gint.conductor.masks import simplify_masks
 from gint.conductor.options import Options
 from gint.conductor.partitioner import GraphPartitioner, boundary
 from gint.conductor.reductions import var_mean
-from gint.conductor.report import FallbackReport, Report, SubgraphReport, active_report, recording, warn_once
+from gint.conductor.report import (
+    FallbackReport,
+    MapNode,
+    Report,
+    SubgraphReport,
+    active_report,
+    recording,
+    warn_once,
+)
 from gint.conductor.symbolic import materialize_symbolic_scalars
 from gint.conductor.viewcalls import as_methods
 from gint.kernel.target import SIMULATOR
@@ -65,6 +73,23 @@ def is_compute(node: torch.fx.Node) -> bool:
     if node.op != "call_function" or node.target is operator.getitem:
         return False
     return not getattr(node.target, "is_view", False)
+
+
+def _label(node: torch.fx.Node) -> str:
+    if node.op in ("placeholder", "output"):
+        return "input" if node.op == "placeholder" else "output"
+    target = node.target
+    return getattr(target, "__name__", str(target)).split(".")[0] if node.op == "call_function" else str(target)
+
+
+def partition_map(gm: torch.fx.GraphModule, compiled_partitions, reasons: dict, first: int) -> tuple:
+    """``gm``'s nodes as partitioned, for ``gint.viz.draw_partitions``: subgraph indices count
+    from ``first`` (the report's subgraphs so far)."""
+    group = {node: first + k for k, (nodes, _) in enumerate(compiled_partitions) for node in nodes}
+    return tuple(
+        MapNode(node.name, _label(node), tuple(a.name for a in node.all_input_nodes), group.get(node), reasons.get(node))
+        for node in gm.graph.nodes
+    )
 
 
 def _replace(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], compiled, name: str) -> None:
@@ -157,6 +182,8 @@ def compile_forward(gm: torch.fx.GraphModule, *, options: Options):
             reasons.setdefault(restored, reason)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     report = active_report()
+    if report is not None:
+        report.partition_maps.append(partition_map(gm, compiled_partitions, reasons, len(report.subgraphs)))
     for index, (nodes, compiled) in enumerate(compiled_partitions):
         if report is not None:
             report.subgraphs.append(SubgraphReport(compiled.ops, compiled.num_tensors, compiled.disassembly, compiled))
@@ -308,8 +335,9 @@ def explain(fn, *args, **kwargs) -> Report:
     """Run ``fn(*args, **kwargs)`` through the gint backend and report what ran where.
 
     The report has ``.subgraphs`` (``.ops``, ``.num_tensors``, ``.disassembly``),
-    ``.fallback`` (node, op and reason for each node that ran eagerly) and
-    ``.coverage``; ``print(report)`` shows a table. ``fn`` is compiled afresh.
+    ``.fallback`` (node, op and reason for each node that ran eagerly), ``.coverage`` and
+    ``.partition_maps`` (each graph's nodes with their subgraph: ``gint.viz.draw_partitions``
+    draws them); ``print(report)`` shows a table. ``fn`` is compiled afresh.
     """
 
     def backend(gm, example_inputs):  # a new backend object: dynamo compiles anew

@@ -22,6 +22,18 @@ class FallbackReport:
     reason: str
 
 
+@dataclass(frozen=True)
+class MapNode:
+    """One node of a compiled graph as partitioned: ``subgraph`` is the index of its gint
+    subgraph in the report (None: it runs eagerly, for ``reason`` if it computes)."""
+
+    name: str
+    label: str  # the operator's short name, "input" or "output"
+    inputs: tuple[str, ...]  # names of the nodes it reads
+    subgraph: int | None
+    reason: str | None
+
+
 @dataclass
 class Report:
     """Subgraphs that ran in gint, nodes that ran eagerly (with reasons), coverage."""
@@ -31,6 +43,7 @@ class Report:
     graphs: int = 0
     compute_nodes: int = 0
     gint_nodes: int = 0
+    partition_maps: list[tuple[MapNode, ...]] = field(default_factory=list)  # one per graph (gint.viz)
 
     @property
     def coverage(self) -> float:
