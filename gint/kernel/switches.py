@@ -144,10 +144,9 @@ def _merge_once(blocks: list[_Block]) -> bool:
     return False
 
 
-def merge_switch_chains(ir: str) -> tuple[str, int]:
-    """``ir`` with every chain of switches on one value merged; and how many merges."""
+def _each_function(ir: str, edit) -> str:
+    """``ir`` with ``edit(blocks)`` applied to the blocks of every function it defines."""
     out: list[str] = []
-    merges = 0
     lines = ir.split("\n")
     k = 0
     while k < len(lines):
@@ -161,11 +160,21 @@ def merge_switch_chains(ir: str) -> tuple[str, int]:
             body.append(lines[k])
             k += 1
         blocks = _split_blocks(body)
+        edit(blocks)
+        out.extend(line for block in blocks for line in block.lines)
+    return "\n".join(out)
+
+
+def merge_switch_chains(ir: str) -> tuple[str, int]:
+    """``ir`` with every chain of switches on one value merged; and how many merges."""
+    merges = 0
+
+    def merge(blocks: list[_Block]) -> None:
+        nonlocal merges
         while _merge_once(blocks):
             merges += 1
-        out.extend(line for block in blocks for line in block.lines)
-    return "\n".join(out), merges
 
+    return _each_function(ir, merge), merges
 
 def _halt_case(blocks: list[_Block], keys: frozenset[int], halt_keys: frozenset[int]) -> bool:
     """Give the switch whose cases are exactly ``keys`` cases for ``halt_keys`` (to its
@@ -197,21 +206,6 @@ def without_range_check(ir: str, keys: frozenset[int], halt_keys: frozenset[int]
     """``ir`` with the switch on exactly ``keys`` (the dispatch: every key a verified
     program holds but HALT's) given ``halt_keys`` (HALT at each depth) as cases and an
     unreachable default; and whether that switch was found. Run after ``merge_switch_chains``."""
-    out: list[str] = []
-    done = False
-    lines = ir.split("\n")
-    k = 0
-    while k < len(lines):
-        line = lines[k]
-        out.append(line)
-        k += 1
-        if not (line.startswith("define ") and line.rstrip().endswith("{")):
-            continue
-        body = []
-        while lines[k] != "}":
-            body.append(lines[k])
-            k += 1
-        blocks = _split_blocks(body)
-        done = _halt_case(blocks, keys, halt_keys) or done
-        out.extend(line for block in blocks for line in block.lines)
-    return "\n".join(out), done
+    found = []
+    text = _each_function(ir, lambda blocks: found.append(_halt_case(blocks, keys, halt_keys)))
+    return text, any(found)
