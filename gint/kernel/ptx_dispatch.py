@@ -14,9 +14,10 @@ program holds has a table entry, so:
    bytecode instruction. Moving the current key into the index register first lets the
    load target the carried register and stay in flight through the case.
 
-Conservative like ``switches``: anything unexpected leaves the text as it is, and
-``tests/test_switches.py`` checks that the shipped kernel's dispatch has neither edit
-missing.
+Conservative like ``switches``: anything unexpected leaves the text as it is. Only
+``KernelConfig.direct_dispatch`` builds run these edits; while the shipped kernels have it
+on, ``tests/test_switches.py`` checks that their dispatch has neither edit missing and that
+no key a verified program holds lands on the unreachable default's ``exit``.
 """
 
 from __future__ import annotations
